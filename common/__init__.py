@@ -1,0 +1,1 @@
+"""Shared pieces of the example suite: flags, datasets, pipelines, strategy, training, results."""

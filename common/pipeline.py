@@ -1,0 +1,25 @@
+"""tf.data input pipelines: map, cache, shuffle, batch, prefetch."""
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def make(ds, *, batch_size, training, seed, encode=None, preprocess=None, cache=True,
+         shuffle_buffer=10_000):
+  """Batches an unbatched (features, label) dataset for fit/evaluate.
+
+  `preprocess` runs once per example before the cache (deterministic work such
+  as tokenising audio); `encode` maps labels to what the loss expects. Shuffle
+  comes after the cache so every epoch sees a new order, seeded for repeatable
+  runs. Nothing here needs the whole dataset in memory except the cache, which
+  callers turn off for data larger than RAM.
+  """
+  if preprocess is not None:
+    ds = ds.map(preprocess, num_parallel_calls=AUTOTUNE)
+  if encode is not None:
+    ds = ds.map(encode, num_parallel_calls=AUTOTUNE)
+  if cache:
+    ds = ds.cache()
+  if training:
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+  return ds.batch(batch_size).prefetch(AUTOTUNE)

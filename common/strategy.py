@@ -1,0 +1,91 @@
+"""Picks a tf.distribute strategy from --strategy and logs the choice."""
+import json
+import os
+import sys
+
+import tensorflow as tf
+
+from common.errors import UserError
+
+
+def _tpu_strategy():
+  resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+  tf.config.experimental_connect_to_cluster(resolver)
+  tf.tpu.experimental.initialize_tpu_system(resolver)
+  return tf.distribute.TPUStrategy(resolver)
+
+
+def _has_tpu():
+  if not os.environ.get("TPU_NAME") and not tf.config.list_logical_devices("TPU"):
+    return False
+  try:
+    tf.distribute.cluster_resolver.TPUClusterResolver()
+    return True
+  except (ValueError, RuntimeError):
+    return False
+
+
+def choose(name):
+  """Returns (strategy, description). `auto`: TPU, multi-worker, mirrored, one GPU, CPU."""
+  gpus = tf.config.list_logical_devices("GPU")
+  if name == "auto":
+    if _has_tpu():
+      name = "tpu"
+    elif os.environ.get("TF_CONFIG"):
+      name = "multi_worker"
+    elif len(gpus) > 1:
+      name = "mirrored"
+    else:
+      name = "gpu" if gpus else "cpu"
+  if name == "cpu":
+    return tf.distribute.OneDeviceStrategy("/cpu:0"), "cpu"
+  if name == "gpu":
+    if not gpus:
+      raise UserError("--strategy=gpu but TensorFlow sees no GPU; use --strategy=cpu or install "
+                      "a CUDA build (pip install 'tensorflow[and-cuda]')")
+    return tf.distribute.OneDeviceStrategy(gpus[0].name), "gpu"
+  if name == "mirrored":
+    return tf.distribute.MirroredStrategy(), "mirrored"
+  if name == "multi_worker":
+    if not os.environ.get("TF_CONFIG"):
+      raise UserError("--strategy=multi_worker needs TF_CONFIG describing the cluster")
+    try:
+      json.loads(os.environ["TF_CONFIG"])
+    except ValueError as e:
+      raise UserError(f"TF_CONFIG is not valid JSON: {e}") from e
+    return tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker"
+  if name == "tpu":
+    try:
+      return _tpu_strategy(), "tpu"
+    except (ValueError, RuntimeError) as e:
+      raise UserError(f"--strategy=tpu but no TPU could be reached: {e}") from e
+  raise UserError(f"unknown --strategy={name}")
+
+
+def get_strategy(name="auto"):
+  strategy, chosen = choose(name)
+  devices = getattr(strategy.extended, "worker_devices", ())
+  print(f"strategy: {chosen} ({type(strategy).__name__}, {strategy.num_replicas_in_sync} "
+        f"replica(s): {', '.join(devices)})", file=sys.stderr)
+  return strategy
+
+
+def device_description():
+  """A short description of the hardware, for results files."""
+  gpus = tf.config.list_physical_devices("GPU")
+  if gpus:
+    names = []
+    for gpu in gpus:
+      details = tf.config.experimental.get_device_details(gpu)
+      names.append(details.get("device_name", gpu.name))
+    return f"{len(gpus)} GPU: {', '.join(names)}"
+  model = ""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          model = line.split(":", 1)[1].strip()
+          break
+  except OSError:
+    pass
+  return f"CPU x{os.cpu_count()}" + (f" ({model})" if model else "")

@@ -1,0 +1,147 @@
+"""Compile, fit and evaluate, shared by every example, with the callbacks users expect.
+
+A run's output folder holds:
+  backup/           BackupAndRestore state: rerun the same command to resume
+  checkpoints/      best.keras (by validation loss) and last.keras
+  tensorboard/      TensorBoard logs
+  training_log.csv  one row per epoch, kept across resumes
+"""
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+from common.errors import UserError
+
+
+def set_seed(seed):
+  """Seeds Python, NumPy and TF, and asks TF for deterministic kernels."""
+  keras.utils.set_random_seed(seed)
+  tf.config.experimental.enable_op_determinism()
+
+
+def set_precision(policy):
+  keras.mixed_precision.set_global_policy(policy)
+
+
+def make_optimizer(name, learning_rate):
+  classes = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
+             "rmsprop": keras.optimizers.RMSprop, "adamw": keras.optimizers.AdamW}
+  return classes[name](learning_rate=learning_rate)
+
+
+def check_writable(output_dir):
+  """Fails before any training if the output folder cannot be written."""
+  try:
+    os.makedirs(output_dir, exist_ok=True)
+    probe = os.path.join(output_dir, ".write_test")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f"cannot write to output dir {output_dir}: {e.strerror}; "
+                    "choose another --output_dir") from e
+
+
+def _finite(logs):
+  return all(math.isfinite(v) for v in (logs or {}).values() if isinstance(v, (int, float)))
+
+
+class _SkipNonFinite:
+  """Mixin: never save a state whose epoch ended in NaN/inf, so the last good one survives."""
+
+  def on_epoch_end(self, epoch, logs=None):
+    if _finite(logs):
+      super().on_epoch_end(epoch, logs)
+
+
+class BackupAndRestore(_SkipNonFinite, keras.callbacks.BackupAndRestore):
+  pass
+
+
+class ModelCheckpoint(_SkipNonFinite, keras.callbacks.ModelCheckpoint):
+  pass
+
+
+class EpochTimer(keras.callbacks.Callback):
+  """Wall time of each epoch, to report compile/first-epoch cost apart from steady state."""
+
+  def __init__(self):
+    super().__init__()
+    self.seconds = []
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.perf_counter()
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.seconds.append(time.perf_counter() - self._start)
+
+
+def resume_epoch(output_dir):
+  """The epoch a backup in output_dir would resume from, or 0."""
+  path = os.path.join(output_dir, "backup", "training_metadata.json")
+  try:
+    with open(path) as f:
+      return int(json.load(f)["epoch"])
+  except (OSError, ValueError, KeyError):
+    return 0
+
+
+def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, patience=3,
+        extra_callbacks=()):
+  """model.fit with backup/restore, checkpoints, TensorBoard, CSV log and NaN guard.
+
+  Returns (history_rows, timer, resumed_from). history_rows come from the CSV
+  log so they cover every epoch, also those trained before a resume. Raises
+  UserError if training diverges; the last good checkpoint and backup are kept.
+  """
+  backup_dir = os.path.join(output_dir, "backup")
+  csv_path = os.path.join(output_dir, "training_log.csv")
+  resumed_from = resume_epoch(output_dir)
+  if resumed_from:
+    print(f"train: resuming from backup at epoch {resumed_from} of {epochs} "
+          "(the interrupted epoch restarts from its first batch)", file=sys.stderr)
+  elif os.path.exists(csv_path):
+    os.remove(csv_path)  # a fresh run: do not append to an old run's log
+  monitor = "val_loss" if val_ds is not None else "loss"
+  ckpt_dir = os.path.join(output_dir, "checkpoints")
+  timer = EpochTimer()
+  callbacks = [  # the CSV row is written before the backup: a kill between them only repeats a row
+      keras.callbacks.CSVLogger(csv_path, append=True),
+      BackupAndRestore(backup_dir, delete_checkpoint=False, double_checkpoint=True),
+      ModelCheckpoint(os.path.join(ckpt_dir, "best.keras"), monitor=monitor,
+                      save_best_only=True),
+      ModelCheckpoint(os.path.join(ckpt_dir, "last.keras")),
+      keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
+      keras.callbacks.TerminateOnNaN(),
+      timer,
+      *extra_callbacks,
+  ]
+  if early_stopping:
+    callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
+                                                   restore_best_weights=True))
+  history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
+                      verbose=2)
+  losses = history.history.get("loss", [])
+  if losses and not math.isfinite(losses[-1]):
+    raise UserError(f"training diverged (loss became {losses[-1]}); the last good state is "
+                    f"kept in {ckpt_dir} and {backup_dir}; rerun with a lower --learning_rate "
+                    "to continue from it")
+  shutil.rmtree(backup_dir, ignore_errors=True)  # finished: the next run starts fresh
+  return read_log(csv_path), timer, resumed_from
+
+
+def read_log(csv_path):
+  """Rows of the CSV log as dicts of floats, one per epoch (a replayed epoch's last row wins)."""
+  by_epoch = {}
+  with open(csv_path) as f:
+    for row in csv.DictReader(f):
+      epoch = int(row.pop("epoch"))
+      by_epoch[epoch] = {"epoch": epoch, **{k: float(v) for k, v in row.items()}}
+  return [by_epoch[e] for e in sorted(by_epoch)]
