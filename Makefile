@@ -5,7 +5,9 @@ PY     := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 FASHION_DIR ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: help install test test-fast run-mnist results-mnist results-table tensorboard clean
+.PHONY: help install test run-mnist run-text run-speech run-cifar run-sequence run-backprop \
+	results results-mnist results-text results-speech results-cifar results-sequence results-backprop \
+	results-table tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -25,14 +27,48 @@ test: install ## Run the test suite (tiny subsets, no downloads)
 run-mnist: install ## Train the MNIST CNN (tutorial's document variant, auto data source)
 	$(PY) examples/mnist_cnn.py
 
+run-text: install ## Train the text classifier (tutorial's document variant, auto data source)
+	$(PY) examples/text_classifier.py
+
+run-speech: install ## Train the LSTM spoken-digit toy (document variant, auto data source)
+	$(PY) examples/speech_lstm.py
+
+run-cifar: install ## Train the CIFAR-style CNN (needs tfds download or your CIFAR-10 files)
+	$(PY) examples/cifar_cnn.py
+
+run-sequence: install ## Train the 2-layer LSTM sequence classifier on its generated task
+	$(PY) examples/sequence_lstm.py
+
+run-backprop: install ## Train the 2-2-1 network on XOR with hand-written backprop
+	$(PY) examples/backprop_scratch.py
+
+results: results-mnist results-text results-speech results-sequence results-backprop ## Re-measure every committed figure
+	$(MAKE) results-table
+
+results-text: install ## Re-measure the committed text-classifier figures
+	PY=$(PY) bash scripts/results_text.sh
+
+results-speech: install ## Re-measure the committed spoken-digit figures
+	PY=$(PY) bash scripts/results_speech.sh
+
+results-cifar: install ## Re-measure CIFAR figures (needs the CIFAR-10 data)
+	PY=$(PY) bash scripts/results_cifar.sh
+
+results-sequence: install ## Re-measure the committed sequence-LSTM figures
+	PY=$(PY) bash scripts/results_sequence.sh
+
+results-backprop: install ## Re-measure the committed backprop figures
+	PY=$(PY) bash scripts/results_backprop.sh
+
 results-mnist: install ## Re-measure the committed MNIST figures into results/mnist_cnn/
-	$(PY) examples/mnist_cnn.py --data_source=bundled --output_dir=results/mnist_cnn/document-mnist-bundled
+	for seed in 42 1 2; do \
+	  $(PY) examples/mnist_cnn.py --data_source=bundled --seed=$$seed --output_dir=results/mnist_cnn/document-mnist-bundled-seed$$seed || exit 1; \
+	done
 	$(PY) examples/mnist_cnn.py --variant=keras_tutorial --data_source=bundled --output_dir=results/mnist_cnn/keras_tutorial-mnist-bundled
 	$(PY) examples/mnist_cnn.py --variant=mlp --data_source=bundled --output_dir=results/mnist_cnn/mlp-mnist-bundled
 	@if [ -d $(FASHION_DIR) ]; then \
 	  $(PY) examples/mnist_cnn.py --dataset=fashion_mnist --data_source=files --data_dir=$(FASHION_DIR) --output_dir=results/mnist_cnn/document-fashion_mnist-files; \
 	else echo "skip Fashion-MNIST files: $(FASHION_DIR) missing (apt-get install dataset-fashion-mnist)"; fi
-	$(MAKE) results-table
 
 results-table: install ## Regenerate the README results table from results/*/*/results.json
 	$(PY) scripts/results_table.py --readme README.md

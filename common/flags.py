@@ -10,6 +10,7 @@ STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 DATA_SOURCES = ("auto", "tfds", "files", "bundled")
+DEFAULT_VALIDATION_SPLIT = 0.1  # for variants that do not set their own
 
 
 def define_common_flags(fv, *, example, variants, datasets, variant_defaults,
@@ -27,7 +28,8 @@ def define_common_flags(fv, *, example, variants, datasets, variant_defaults,
   doc = variant_defaults[variants[0]]
 
   def default_note(key):
-    return f"default: the variant's setting ({variants[0]}: {doc.get(key)})"
+    value = doc.get(key, DEFAULT_VALIDATION_SPLIT if key == "validation_split" else None)
+    return f"default: the variant's setting ({variants[0]}: {value})"
 
   flags.DEFINE_enum("mode", modes[0], modes, "What to do.", flag_values=fv)
   flags.DEFINE_enum("variant", variants[0], variants,
@@ -57,9 +59,9 @@ def define_common_flags(fv, *, example, variants, datasets, variant_defaults,
                        "Use only this many training examples (default: all).", flag_values=fv)
   flags.DEFINE_integer("test_size", None,
                        "Use only this many test examples (default: all).", flag_values=fv)
-  flags.DEFINE_float("validation_split", 0.1,
-                     "Fraction of the training examples held out for validation (0 disables it).",
-                     flag_values=fv)
+  flags.DEFINE_float("validation_split", None,
+                     "Fraction of the training examples held out for validation, 0 for none "
+                     f"({default_note('validation_split')}).", flag_values=fv)
   flags.DEFINE_enum("strategy", "auto", STRATEGIES,
                     "tf.distribute strategy; auto picks TPU, multi-worker (TF_CONFIG set), "
                     "mirrored (>1 GPU), one GPU, then CPU.", flag_values=fv)
@@ -81,7 +83,7 @@ def define_common_flags(fv, *, example, variants, datasets, variant_defaults,
                              flag_values=fv)
   flags.register_validator("learning_rate", _positive,
                            message="--learning_rate must be positive", flag_values=fv)
-  flags.register_validator("validation_split", lambda v: 0 <= v < 1,
+  flags.register_validator("validation_split", lambda v: v is None or 0 <= v < 1,
                            message="--validation_split must be in [0, 1)", flag_values=fv)
   flags.register_multi_flags_validator(
       ["mode", "model"], lambda d: d["mode"] != "predict" or bool(d["model"]),
@@ -97,8 +99,8 @@ def resolve(flags_obj, variant_defaults, *, dry_run_sizes=(256, 128)):
 
   Returns a plain dict; the flag values themselves are never changed.
   """
-  settings = dict(variant_defaults[flags_obj.variant])
-  for key in ("epochs", "batch_size", "learning_rate", "optimizer"):
+  settings = {"validation_split": DEFAULT_VALIDATION_SPLIT, **variant_defaults[flags_obj.variant]}
+  for key in ("epochs", "batch_size", "learning_rate", "optimizer", "validation_split"):
     value = getattr(flags_obj, key)
     if value is not None:
       settings[key] = value

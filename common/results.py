@@ -54,6 +54,8 @@ def write(output_dir, *, example, variant, dataset, source, sizes, settings, his
       "test": {k: float(v) for k, v in test_metrics.items()},
       "final": history[-1] if history else {}, **best,
       "timing": timing, "device": device_description(), "versions": versions(),
+      # other work on the machine slows a run down: record how busy it was
+      "load_average_1m": round(os.getloadavg()[0], 2),
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "flags": own_flags(flags_obj),
       **(extra or {}),

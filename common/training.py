@@ -127,7 +127,7 @@ def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, pa
     callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                                    restore_best_weights=True))
   history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
-                      verbose=2)
+                      shuffle=False, verbose=2)  # the tf.data pipeline shuffles, seeded
   losses = history.history.get("loss", [])
   if losses and not math.isfinite(losses[-1]):
     raise UserError(f"training diverged (loss became {losses[-1]}); the last good state is "
@@ -143,5 +143,7 @@ def read_log(csv_path):
   with open(csv_path) as f:
     for row in csv.DictReader(f):
       epoch = int(row.pop("epoch"))
-      by_epoch[epoch] = {"epoch": epoch, **{k: float(v) for k, v in row.items()}}
+      # CSVLogger writes "NA" for a metric an epoch lacks (e.g. validation when there is none)
+      by_epoch[epoch] = {"epoch": epoch,
+                         **{k: float(v) for k, v in row.items() if v not in ("NA", "")}}
   return [by_epoch[e] for e in sorted(by_epoch)]

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from common.datasets import tfds_source
 from common.errors import UserError
+from common.flags import DEFAULT_VALIDATION_SPLIT
 
 _REGISTRY = {}
 
@@ -87,7 +88,12 @@ def resolve_source(spec, requested, data_dir=None):
 
 def load(name, *, source="auto", data_dir=None, seed=42, train_size=None, test_size=None,
          validation_split=0.1):
-  """Loads a dataset and prints one line saying which source and how many examples."""
+  """Loads a dataset and prints one line saying which source and how many examples.
+
+  validation_split=None means the suite's default fraction.
+  """
+  if validation_split is None:
+    validation_split = DEFAULT_VALIDATION_SPLIT
   spec = get(name)
   chosen = resolve_source(spec, source, data_dir)
   if chosen == "tfds":
