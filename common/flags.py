@@ -77,6 +77,10 @@ def define_common_flags(fv, *, example, variants, datasets, variant_defaults,
                        "One tiny pass (1 epoch, a few batches) to check that everything runs.",
                        flag_values=fv)
 
+  if "tune" in modes:
+    from common import tuning  # keras-tuner's flags only where an example can tune
+    tuning.define_tuning_flags(fv)
+
   _positive = lambda v: v is None or v > 0
   for name in ("epochs", "batch_size", "train_size", "test_size", "patience"):
     flags.register_validator(name, _positive, message=f"--{name} must be a positive integer",

@@ -62,6 +62,7 @@ from common import results
 from common import saved_model
 from common import strategy as strategy_lib
 from common import training
+from common import tuning
 from common.errors import UserError, exit_on_user_error
 from common.heads import ClassifierHead
 
@@ -86,7 +87,8 @@ VARIANTS = {
 
 def define_flags(fv=flags.FLAGS):
   common_flags.define_common_flags(fv, example=EXAMPLE, variants=tuple(VARIANTS),
-                                   datasets=DATASETS, variant_defaults=VARIANTS)
+                                   datasets=DATASETS, variant_defaults=VARIANTS,
+                                   modes=("train", "predict", "tune"))
   flags.DEFINE_list("images", None,
                     "For --mode=predict: comma-separated PNG/JPEG files, any size, RGB or grey, "
                     "dark-on-light or light-on-dark.", flag_values=fv)
@@ -98,31 +100,48 @@ def define_flags(fv=flags.FLAGS):
 # ## Model
 
 
-def build_model(variant, head, dataset):
-  """The variant's network; the name records example, variant and dataset."""
-  body = {
-      "document": [
-          layers.Conv2D(32, (3, 3), activation="relu"),
-          layers.MaxPooling2D((2, 2)),
-          layers.Conv2D(64, (3, 3), activation="relu"),
-          layers.MaxPooling2D((2, 2)),
-          layers.Flatten(),
-          layers.Dense(128, activation="relu"),
-      ],
-      "keras_tutorial": [
-          layers.Conv2D(32, (3, 3), activation="relu"),
-          layers.MaxPooling2D((2, 2)),
-          layers.Conv2D(64, (3, 3), activation="relu"),
-          layers.MaxPooling2D((2, 2)),
-          layers.Conv2D(64, (3, 3), activation="relu"),
-          layers.Flatten(),
-          layers.Dense(64, activation="relu"),
-      ],
-      "mlp": [
-          layers.Flatten(),
-          layers.Dense(128, activation="relu"),
-      ],
-  }[variant]
+def build_model(variant, head, dataset, hp=None):
+  """The variant's network; the name records example, variant and dataset.
+
+  `hp` (keras-tuner HyperParameters) is the search space of --mode=tune: each
+  `hp.Choice`/`hp.Float` returns its default (the tutorial's value) unless a
+  search or --hparams sets it, so this one definition serves train and tune.
+  """
+  hp = hp or tuning.hyperparameters()
+  dropout = hp.Float("dropout", 0.0, 0.5, step=0.25, default=0.0)  # the tutorials use none
+  regularise = [layers.Dropout(dropout)] if dropout else []
+  if variant == "document":
+    body = [
+        layers.Conv2D(hp.Choice("filters_1", [16, 32, 64], default=32), (3, 3),
+                      activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(hp.Choice("filters_2", [32, 64, 128], default=64), (3, 3),
+                      activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Flatten(),
+        *regularise,
+        layers.Dense(hp.Choice("units", [64, 128, 256], default=128), activation="relu"),
+    ]
+  elif variant == "keras_tutorial":
+    body = [
+        layers.Conv2D(hp.Choice("filters_1", [16, 32, 64], default=32), (3, 3),
+                      activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(hp.Choice("filters_2", [32, 64, 128], default=64), (3, 3),
+                      activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Conv2D(hp.Choice("filters_3", [32, 64, 128], default=64), (3, 3),
+                      activation="relu"),
+        layers.Flatten(),
+        *regularise,
+        layers.Dense(hp.Choice("units", [32, 64, 128], default=64), activation="relu"),
+    ]
+  else:  # mlp
+    body = [
+        layers.Flatten(),
+        *regularise,
+        layers.Dense(hp.Choice("units", [64, 128, 256, 512], default=128), activation="relu"),
+    ]
   return keras.Sequential(
       [keras.Input(IMAGE_SHAPE, name="image"), layers.Rescaling(1.0 / 255), *body,
        head.output_layer()],
@@ -137,22 +156,36 @@ def dataset_of(model):
 # ## Train and evaluate
 
 
-def train(flags_obj, datasets_override=None, strategy_override=None):
+def prepare(flags_obj, datasets_override, validation_split=None):
+  """Settings, output folder, seed, precision and data: what train and tune share."""
   settings = common_flags.resolve(flags_obj, VARIANTS)
+  if validation_split is not None:
+    settings["validation_split"] = validation_split
   output_dir = common_flags.output_dir(flags_obj, EXAMPLE)
   training.check_writable(output_dir)
   training.set_seed(flags_obj.seed)
   training.set_precision(flags_obj.precision)
-
   splits = datasets_override or datasets.load(
       flags_obj.dataset, source=flags_obj.data_source, data_dir=flags_obj.data_dir,
       seed=flags_obj.seed, train_size=settings["train_size"], test_size=settings["test_size"],
       validation_split=settings["validation_split"])
   head = ClassifierHead(splits.spec.class_names, one_hot=settings["one_hot"])
+  return settings, output_dir, splits, head
+
+
+def train(flags_obj, datasets_override=None, strategy_override=None):
+  hparams = tuning.load_hparams(flags_obj.hparams) if flags_obj.hparams else None
+  # A tuned configuration is retrained on train+validation and tested once.
+  settings, output_dir, splits, head = prepare(flags_obj, datasets_override,
+                                               validation_split=0.0 if hparams else None)
+  hp = tuning.hyperparameters(hparams)
+  if hparams:
+    settings.update(learning_rate=tuning.learning_rate(hp, settings),
+                    batch_size=tuning.batch_size(hp, settings), hparams=hparams)
 
   strategy = strategy_override or strategy_lib.get_strategy(flags_obj.strategy)
   with strategy.scope():
-    model = build_model(flags_obj.variant, head, splits.spec.name)
+    model = build_model(flags_obj.variant, head, splits.spec.name, hp)
     model.compile(optimizer=training.make_optimizer(settings["optimizer"],
                                                     settings["learning_rate"]),
                   loss=head.loss(), metrics=head.metrics())
@@ -190,6 +223,28 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
   return stats
 
 
+# ## Tune with keras-tuner
+
+
+def tune(flags_obj, datasets_override=None):
+  """Searches this variant's space (see build_model) on the validation split."""
+  settings = common_flags.resolve(flags_obj, VARIANTS)
+  settings, output_dir, splits, head = prepare(
+      flags_obj, datasets_override, validation_split=settings["validation_split"] or 0.1)
+
+  def batches(ds, batch_size, training_mode):
+    return pipeline.make(ds, batch_size=batch_size, training=training_mode,
+                         seed=flags_obj.seed, encode=head.encode)
+
+  hypermodel = tuning.HyperModel(
+      lambda hp: build_model(flags_obj.variant, head, splits.spec.name, hp), head, settings,
+      batches)
+  stats = tuning.search(hypermodel, splits.train, splits.validation, flags_obj, output_dir)
+  print(f"best {stats['objective']} {stats['best_score']:.4f} after {stats['trials']} trial(s); "
+        f"retrain it with --hparams={output_dir}/best_hparams.json")
+  return stats
+
+
 # ## Predict on your own images
 
 
@@ -219,6 +274,8 @@ def run(flags_obj, datasets_override=None, strategy_override=None):
   """Trains or predicts according to --mode; returns a stats dict."""
   if flags_obj.mode == "predict":
     return predict(flags_obj)
+  if flags_obj.mode == "tune":
+    return tune(flags_obj, datasets_override)
   return train(flags_obj, datasets_override, strategy_override)
 
 
