@@ -11,6 +11,7 @@ from PIL import Image
 
 from common import datasets
 from examples import mnist_cnn
+from common.errors import UserError
 from tests.conftest import assert_user_error, cli, start_cli
 
 TINY = dict(train_size=300, test_size=100)
@@ -128,32 +129,56 @@ def test_killed_run_resumes_from_its_backup(tmp_path):
   assert not (tmp_path / "backup").exists()
 
 
-def test_bad_inputs_fail_with_one_clear_line(tmp_path, tiny_mnist):
-  # a model from elsewhere: valid .keras, wrong example
+def test_bad_input_on_the_command_line_is_one_clear_line(tmp_path, tiny_mnist):
+  good_png = str(tmp_path / "ok.png")
+  digit_png(good_png, tiny_mnist)
+  proc = cli("mnist_cnn.py", "--mode=predict", f"--model={tmp_path}/missing.keras",
+             f"--images={good_png}")
+  assert_user_error(proc, "not found")
+  assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()[-1]) < 300
+  assert_user_error(cli("mnist_cnn.py", "--epochs=-3"), "--epochs must be a positive integer")
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory, tiny_mnist):
+  from absl import flags
+  out = tmp_path_factory.mktemp("trained")
+  fv = flags.FlagValues()
+  mnist_cnn.define_flags(fv)
+  fv(["prog", "--epochs=1", f"--output_dir={out}", "--strategy=cpu"])
+  mnist_cnn.run(fv, datasets_override=tiny_mnist)
+  return str(out / "model.keras")
+
+
+def test_bad_inputs_name_the_problem(fresh_flags, tmp_path, tiny_mnist, trained_model):
   other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)], name="something_else")
   other.save(tmp_path / "other.keras")
-  (tmp_path / "not_image.png").write_text("plain text")
+  (tmp_path / "notes.png").write_text("plain text")
   (tmp_path / "fake.keras").write_text("not a zip")
   good_png = str(tmp_path / "ok.png")
   digit_png(good_png, tiny_mnist)
   cases = [
-      (["--mode=predict", f"--model={tmp_path}/missing.keras", f"--images={good_png}"],
-       "not found"),
       (["--mode=predict", f"--model={tmp_path}/fake.keras", f"--images={good_png}"],
        "not a .keras model file"),
       (["--mode=predict", f"--model={tmp_path}/other.keras", f"--images={good_png}"],
        "not a mnist_cnn model"),
+      (["--mode=predict", f"--model={trained_model}", f"--images={tmp_path}/notes.png"],
+       "notes.png: .* is not a readable image"),
+      (["--mode=predict", f"--model={trained_model}", f"--images={tmp_path}/gone.png"],
+       "gone.png: image .* not found"),
       (["--data_source=files", f"--data_dir={tmp_path}/nowhere"], "not a folder"),
-      (["--epochs=-3"], "--epochs must be a positive integer"),
       (["--output_dir=/proc/forbidden", "--dry_run"], "cannot write to output dir"),
   ]
   for args, message in cases:
-    assert_user_error(cli("mnist_cnn.py", *args), message)
+    with pytest.raises(UserError, match=message):
+      mnist_cnn.run(fresh_flags(mnist_cnn, *args))
 
 
-def test_predict_refuses_a_non_image(tmp_path, fresh_flags, tiny_mnist):
-  train_tiny(fresh_flags, tmp_path, tiny_mnist)
-  (tmp_path / "notes.png").write_text("plain text")
-  proc = cli("mnist_cnn.py", "--mode=predict", f"--model={tmp_path}/model.keras",
-             f"--images={tmp_path}/notes.png")
-  assert_user_error(proc, "notes.png", "not a readable image")
+def test_predict_returns_one_prediction_per_file(trained_model, tmp_path, tiny_mnist, fresh_flags):
+  paths = [str(tmp_path / f"p{i}.png") for i in range(2)]
+  for i, path in enumerate(paths):
+    digit_png(path, tiny_mnist, index=i, dark_on_light=bool(i))
+  stats = mnist_cnn.run(fresh_flags(mnist_cnn, "--mode=predict", f"--model={trained_model}",
+                                    f"--images={','.join(paths)}"))
+  assert [p["file"] for p in stats["predictions"]] == paths
+  assert all(0.0 < p["probability"] <= 1.0 for p in stats["predictions"])
