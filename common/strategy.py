@@ -27,7 +27,9 @@ def _has_tpu():
 
 def choose(name):
   """Returns (strategy, description). `auto`: TPU, multi-worker, mirrored, one GPU, CPU."""
-  gpus = tf.config.list_logical_devices("GPU")
+  if name == "auto" and os.environ.get("TF_CONFIG") and not os.environ.get("TPU_NAME"):
+    name = "multi_worker"  # decided before anything initialises TF, which multi-worker forbids
+  gpus = [] if name == "multi_worker" else tf.config.list_logical_devices("GPU")
   if name == "auto":
     if _has_tpu():
       name = "tpu"
@@ -53,13 +55,69 @@ def choose(name):
       json.loads(os.environ["TF_CONFIG"])
     except ValueError as e:
       raise UserError(f"TF_CONFIG is not valid JSON: {e}") from e
-    return tf.distribute.MultiWorkerMirroredStrategy(), "multi_worker"
+    try:
+      return tf.distribute.MultiWorkerMirroredStrategy(
+          communication_options=_communication_options()), "multi_worker"
+    except RuntimeError as e:
+      if "program startup" not in str(e):
+        raise
+      raise UserError("--strategy=multi_worker must be created before TensorFlow runs anything: "
+                      "call strategy.get_strategy() before loading data") from e
   if name == "tpu":
     try:
       return _tpu_strategy(), "tpu"
     except (ValueError, RuntimeError) as e:
       raise UserError(f"--strategy=tpu but no TPU could be reached: {e}") from e
   raise UserError(f"unknown --strategy={name}")
+
+
+def _communication_options():
+  """Collective-op timeout from $EXAMPLES_COLLECTIVE_TIMEOUT_S (unset: TF's default, none).
+
+  With a timeout, a worker whose peer died stops with DeadlineExceeded instead of
+  waiting forever; set it above the slowest step and checkpoint write.
+  """
+  timeout = os.environ.get("EXAMPLES_COLLECTIVE_TIMEOUT_S")
+  if not timeout:
+    return tf.distribute.experimental.CommunicationOptions()
+  try:
+    seconds = float(timeout)
+  except ValueError as e:
+    raise UserError(f"EXAMPLES_COLLECTIVE_TIMEOUT_S={timeout!r} is not a number of seconds") from e
+  return tf.distribute.experimental.CommunicationOptions(timeout_seconds=seconds)
+
+
+def task():
+  """(task_type, task_index) of this process from TF_CONFIG; ("worker", 0) without one."""
+  raw = os.environ.get("TF_CONFIG")
+  if not raw:
+    return "worker", 0
+  try:
+    config = json.loads(raw)
+    t = config.get("task", {})
+    return t.get("type", "worker"), int(t.get("index", 0))
+  except (ValueError, AttributeError, TypeError) as e:
+    raise UserError(f"TF_CONFIG is not valid JSON with a task type and index: {e}") from e
+
+
+def is_chief():
+  """True where this process should write results, checkpoints and the final model.
+
+  Single-process runs are their own chief. In a TF_CONFIG cluster the chief is
+  the task of type "chief", or worker 0 when the cluster has no "chief" task
+  (MultiWorkerMirroredStrategy's convention).
+  """
+  task_type, index = task()
+  if task_type == "chief":
+    return True
+  if task_type != "worker":
+    return False
+  try:
+    has_chief = bool(json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+                     .get("chief"))
+  except ValueError:
+    has_chief = False
+  return index == 0 and not has_chief
 
 
 def get_strategy(name="auto"):

@@ -17,6 +17,7 @@ import time
 import keras
 import tensorflow as tf
 
+from common import distributed
 from common.errors import UserError
 
 
@@ -100,7 +101,13 @@ def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, pa
   Returns (history_rows, timer, resumed_from). history_rows come from the CSV
   log so they cover every epoch, also those trained before a resume. Raises
   UserError if training diverges; the last good checkpoint and backup are kept.
+  A model compiled under MultiWorkerMirroredStrategy trains with the custom
+  loop of common.distributed instead (Keras 3's fit fails there), same outputs.
   """
+  if distributed.is_multi_worker(model):
+    return distributed.fit(model, train_ds, val_ds, epochs=epochs, output_dir=output_dir,
+                           early_stopping=early_stopping, patience=patience,
+                           extra_callbacks=extra_callbacks)
   backup_dir = os.path.join(output_dir, "backup")
   csv_path = os.path.join(output_dir, "training_log.csv")
   resumed_from = resume_epoch(output_dir)
@@ -130,11 +137,20 @@ def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, pa
                       shuffle=False, verbose=2)  # the tf.data pipeline shuffles, seeded
   losses = history.history.get("loss", [])
   if losses and not math.isfinite(losses[-1]):
-    raise UserError(f"training diverged (loss became {losses[-1]}); the last good state is "
-                    f"kept in {ckpt_dir} and {backup_dir}; rerun with a lower --learning_rate "
-                    "to continue from it")
+    raise diverged(losses[-1], ckpt_dir, backup_dir)
   shutil.rmtree(backup_dir, ignore_errors=True)  # finished: the next run starts fresh
   return read_log(csv_path), timer, resumed_from
+
+
+def diverged(loss, ckpt_dir, backup_dir):
+  """The UserError for a run whose loss became NaN/inf, saying what was kept."""
+  if os.path.exists(os.path.join(backup_dir, "training_metadata.json")):
+    kept = (f"the last good state (epoch {resume_epoch(os.path.dirname(backup_dir))}) is kept "
+            f"in {ckpt_dir} and {backup_dir}; rerun with a lower --learning_rate to continue "
+            "from it")
+  else:
+    kept = "no epoch ended with a finite loss, so nothing was saved; lower --learning_rate"
+  return UserError(f"training diverged (loss became {loss}); {kept}")
 
 
 def read_log(csv_path):

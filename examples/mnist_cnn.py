@@ -27,12 +27,15 @@ Where this version differs, and why:
   follows the variant's head (common/heads.py), so loss and labels cannot
   disagree.
 
-Figures (results/mnist_cnn/*/results.json, written by `make results-mnist`):
-document variant, 5 epochs, on the bundled sample (3,600 train / 400
-validation / 1,000 test) and on the full Fashion-MNIST from Debian's IDX
-files; see the README's results table for the numbers and hardware. Full MNIST
-through tfds (about 99% expected for this model) could not be measured here:
-the machines that built this suite have no internet access.
+Figures (results/mnist_cnn/*/results.json, written by `make results-mnist`
+on a 2-core CPU, TF 2.21 / Keras 3.15), document variant, 5 epochs:
+
+* bundled MNIST sample (4,000 train / 1,000 test): test accuracy 96.4% with
+  the default seed 42, 95.5% and 95.0% with seeds 1 and 2 (mean 95.6%); the
+  tutorial's "above 90%" holds. keras_tutorial: 95.3%; mlp: 91.1%.
+* full Fashion-MNIST from Debian's IDX files (60,000 / 10,000): 90.7%.
+* full MNIST through tfds: not measured here (these machines reach no dataset
+  host); about 99% is the usual figure for this model.
 
 Usage:
   python examples/mnist_cnn.py                       # document variant, auto source
