@@ -7,7 +7,7 @@ FASHION_DIR ?= /usr/share/datasets/fashion-mnist
 
 .PHONY: help install test run-mnist run-text run-speech run-cifar run-sequence run-backprop \
 	results results-mnist results-text results-speech results-cifar results-sequence results-backprop \
-	results-table tensorboard clean
+	results-table bench tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ results-mnist: install ## Re-measure the committed MNIST figures into results/mn
 
 results-table: install ## Regenerate the README results table from results/*/*/results.json
 	$(PY) scripts/results_table.py --readme README.md
+
+bench: install ## Training-speed benchmark vs the tutorial's way (QUICK=1: under 3 minutes)
+	$(PY) scripts/bench.py $(if $(QUICK),--quick,)
 
 tensorboard: install ## Serve TensorBoard over runs/
 	$(VENV)/bin/tensorboard --logdir runs
