@@ -7,7 +7,7 @@ FASHION_DIR ?= /usr/share/datasets/fashion-mnist
 
 .PHONY: help install test run-mnist run-text run-speech run-cifar run-sequence run-backprop \
 	results results-mnist results-text results-speech results-cifar results-sequence results-backprop \
-	results-table bench tensorboard clean
+	results-table results-distributed multiworker bench tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -72,6 +72,13 @@ results-mnist: install ## Re-measure the committed MNIST figures into results/mn
 
 results-table: install ## Regenerate the README results table from results/*/*/results.json
 	$(PY) scripts/results_table.py --readme README.md
+
+WORKERS ?= 2
+multiworker: install ## Tiny MNIST run across $(WORKERS) local workers (WORKERS=N); prints each worker's metrics
+	$(PY) scripts/launch_multiworker.py --workers=$(WORKERS) --timeout=900 -- examples/mnist_cnn.py --data_source=bundled --train_size=1024 --test_size=500 --epochs=2 --output_dir=runs/mnist_cnn/multiworker
+
+results-distributed: install ## Re-measure 1 vs 2 local workers into results/distributed/
+	PY=$(PY) bash scripts/results_distributed.sh
 
 bench: install ## Training-speed benchmark vs the tutorial's way (QUICK=1: under 3 minutes)
 	$(PY) scripts/bench.py $(if $(QUICK),--quick,)

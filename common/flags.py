@@ -4,6 +4,8 @@ Flags whose default depends on the variant (epochs, batch size, ...) default to
 None here; `resolve` fills them from the variant's settings without ever
 mutating the flag values.
 """
+import tempfile
+
 from absl import flags
 
 STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
@@ -118,7 +120,14 @@ def resolve(flags_obj, variant_defaults, *, dry_run_sizes=(256, 128)):
 
 
 def output_dir(flags_obj, example):
-  """The run's output folder: --output_dir, else runs/<example>/<variant>-<dataset>[-dry_run]."""
+  """The run's output folder: --output_dir, else runs/<example>/<variant>-<dataset>[-dry_run].
+
+  In a multi-worker cluster only the chief writes there; every other worker
+  gets a private temporary folder, so a shared disk never sees two writers.
+  """
+  from common import strategy  # late: strategy imports TensorFlow
+  if not strategy.is_chief():
+    return tempfile.mkdtemp(prefix=f"{example}_worker_")
   if flags_obj.output_dir:
     return flags_obj.output_dir
   suffix = "-dry_run" if flags_obj.dry_run else ""

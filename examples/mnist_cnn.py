@@ -177,6 +177,8 @@ def prepare(flags_obj, datasets_override, validation_split=None):
 
 
 def train(flags_obj, datasets_override=None, strategy_override=None):
+  # First: a multi-worker strategy must exist before TensorFlow runs anything.
+  strategy = strategy_override or strategy_lib.get_strategy(flags_obj.strategy)
   hparams = tuning.load_hparams(flags_obj.hparams) if flags_obj.hparams else None
   # A tuned configuration is retrained on train+validation and tested once.
   settings, output_dir, splits, head = prepare(flags_obj, datasets_override,
@@ -186,7 +188,6 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
     settings.update(learning_rate=tuning.learning_rate(hp, settings),
                     batch_size=tuning.batch_size(hp, settings), hparams=hparams)
 
-  strategy = strategy_override or strategy_lib.get_strategy(flags_obj.strategy)
   with strategy.scope():
     model = build_model(flags_obj.variant, head, splits.spec.name, hp)
     model.compile(optimizer=training.make_optimizer(settings["optimizer"],
