@@ -7,7 +7,7 @@ FASHION_DIR ?= /usr/share/datasets/fashion-mnist
 
 .PHONY: help install test run-mnist run-text run-speech run-cifar run-sequence run-backprop \
 	results results-mnist results-text results-speech results-cifar results-sequence results-backprop \
-	results-table results-distributed multiworker bench tensorboard clean
+	results-table results-distributed multiworker tune-mnist tune-text bench tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -72,6 +72,12 @@ results-mnist: install ## Re-measure the committed MNIST figures into results/mn
 
 results-table: install ## Regenerate the README results table from results/*/*/results.json
 	$(PY) scripts/results_table.py --readme README.md
+
+tune-mnist: install ## Small keras-tuner random search for the MNIST CNN (minutes on 2 cores)
+	$(PY) examples/mnist_cnn.py --mode=tune --max_trials=6 --tune_epochs=2 --train_size=2000 --data_source=bundled
+
+tune-text: install ## Small keras-tuner random search for the text classifier
+	$(PY) examples/text_classifier.py --mode=tune --max_trials=6 --tune_epochs=3 --data_source=bundled
 
 WORKERS ?= 2
 multiworker: install ## Tiny MNIST run across $(WORKERS) local workers (WORKERS=N); prints each worker's metrics
