@@ -20,6 +20,7 @@ def test_search_writes_best_and_trials_then_resumes_then_retrains(fresh_flags, t
           "--strategy=cpu"]
   stats = mnist_cnn.run(fresh_flags(mnist_cnn, *args), datasets_override=tiny)
   assert stats["trials"] == 2
+  assert 0 <= stats["default_score"] <= 1 and (tmp_path / "tuning.json").exists()
   best = json.loads((tmp_path / "best_hparams.json").read_text())
   assert {"learning_rate", "batch_size", "filters_1", "units", "dropout"} <= set(best)
   with open(tmp_path / "trials.csv") as f:
