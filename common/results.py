@@ -29,6 +29,18 @@ def throughput(n_train, epoch_seconds):
           "train_samples_per_s": round(n_train / statistics.median(steady), 1)}
 
 
+def example_predictions(inputs, y_true, y_pred, confidence, class_names, n=6):
+  """A few test predictions for the report: the first right ones and the first wrong ones.
+
+  `inputs` describes each test example in a line (a token string, a clip number).
+  """
+  right = [i for i in range(len(y_true)) if y_true[i] == y_pred[i]][:n - n // 2]
+  wrong = [i for i in range(len(y_true)) if y_true[i] != y_pred[i]][:n // 2]
+  return [{"input": str(inputs[i]), "label": class_names[int(y_true[i])],
+           "predicted": class_names[int(y_pred[i])],
+           "probability": round(float(confidence[i]), 4)} for i in sorted(right + wrong)]
+
+
 def versions():
   return {"python": platform.python_version(), "tensorflow": tf.__version__,
           "keras": keras.__version__, "numpy": np.__version__}

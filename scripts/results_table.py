@@ -4,65 +4,76 @@
     python scripts/results_table.py --readme README.md   # replace the table between the markers
 
 Every figure in the table is read from a results file, so the README cannot
-drift from what was measured.
+drift from what was measured. Runs that differ only in their seed share a row
+(mean test accuracy, min-max), as in results/REPORT.md.
 """
 import argparse
-import glob
-import json
 import os
+import statistics
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from scripts import report  # noqa: E402  (after the path setup, for `python scripts/...`)
+
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-COLUMNS = ("example", "variant", "dataset (source)", "train / val / test", "epochs",
-           "test accuracy", "baseline", "train samples/s", "wall time", "hardware", "file")
+COLUMNS = ("example", "variant", "dataset (source)", "train / val / test", "epochs", "seeds",
+           "test accuracy (mean, min-max)", "baseline", "train samples/s", "wall time",
+           "hardware", "results file")
 
 
-def row(path):
-  with open(path) as f:
-    r = json.load(f)
+def row(members):
+  r = members[0]
   sizes = r.get("sizes", {})
-  accuracy = r.get("test", {}).get("accuracy")
+  accs = [m["test"]["accuracy"] for m in members]
+  spread = f" ({min(accs):.4f}-{max(accs):.4f})" if len(accs) > 1 else ""
   baseline = r.get("majority_baseline")
-  timing = r.get("timing", {})
-  rel = os.path.relpath(path, ROOT)
+  rates = [m["timing"]["train_samples_per_s"] for m in members
+           if "train_samples_per_s" in m.get("timing", {})]
+  walls = [m["timing"]["fit_s"] for m in members if "fit_s" in m.get("timing", {})]
+  loads = [m["load_average_1m"] for m in members if "load_average_1m" in m]
   return [
       r["example"], r["variant"], f"{r['dataset']} ({r['source']})",
       " / ".join(str(sizes.get(k, "-")) for k in ("train", "validation", "test")),
-      str(r.get("epochs", "-")),
-      f"{accuracy:.4f}" if accuracy is not None else "-",
+      str(r.get("epochs", "-")), str(len(members)),
+      f"{statistics.mean(accs):.4f}{spread}",
       f"{baseline:.4f}" if baseline is not None else "-",
-      f"{timing['train_samples_per_s']:,.0f}" if "train_samples_per_s" in timing else "-",
-      f"{timing['fit_s']:.0f} s" if "fit_s" in timing else "-",
+      f"{statistics.median(rates):,.0f}" if rates else "-",
+      f"{statistics.mean(walls):.0f} s" if walls else "-",
       f"{r.get('device', '?')}, TF {r.get('versions', {}).get('tensorflow', '?')}"
-      f", load {r.get('load_average_1m', '?')}",
-      f"[json]({rel})",
+      + (f", load {max(loads)}" if loads else ""),
+      f"[{os.path.basename(os.path.dirname(r['_path']))}]({os.path.relpath(r['_path'], ROOT)})",
   ]
 
 
-def table():
-  paths = sorted(glob.glob(os.path.join(ROOT, "results", "*", "*", "results.json")))
+def table(results_dir=os.path.join(ROOT, "results")):
   lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-  lines += ["| " + " | ".join(row(p)) + " |" for p in paths]
+  lines += ["| " + " | ".join(row(members)) + " |"
+            for members in report.grouped(report.load(results_dir)).values()]
   return "\n".join(lines)
+
+
+def update_readme(path, results_dir=os.path.join(ROOT, "results")):
+  with open(path, encoding="utf-8") as f:
+    readme = f.read()
+  if START not in readme or END not in readme:
+    raise SystemExit(f"{path} lacks the {START} / {END} markers")
+  head, rest = readme.split(START, 1)
+  _, tail = rest.split(END, 1)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(f"{head}{START}\n{table(results_dir)}\n{END}{tail}")
+  print(f"updated the results table in {path}")
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__)
   parser.add_argument("--readme", help="file whose table between the markers is replaced")
   args = parser.parse_args()
-  text = table()
-  if not args.readme:
-    print(text)
-    return
-  with open(args.readme) as f:
-    readme = f.read()
-  if START not in readme or END not in readme:
-    raise SystemExit(f"{args.readme} lacks the {START} / {END} markers")
-  head, rest = readme.split(START, 1)
-  _, tail = rest.split(END, 1)
-  with open(args.readme, "w") as f:
-    f.write(f"{head}{START}\n{text}\n{END}{tail}")
-  print(f"updated the results table in {args.readme}")
+  if args.readme:
+    update_readme(args.readme)
+  else:
+    print(table())
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ class DatasetSpec:
   tfds_map: Optional[Callable] = None  # (features, label) -> (features, label) on tfds data
   load_bundled: Optional[Callable[[], ArraySplits]] = None
   load_files: Optional[Callable[[str], ArraySplits]] = None
+  # tfds data read into memory by the dataset's own code (a split tfds lacks, e.g. by speaker);
+  # None: the generic streaming path of tfds_source.load_splits
+  load_tfds: Optional[Callable[[Optional[str]], ArraySplits]] = None
   files_help: str = ""  # what --data_dir must hold, for messages and --help
   offline_help: str = ""  # what to do when no source is available
 
@@ -96,10 +99,11 @@ def load(name, *, source="auto", data_dir=None, seed=42, train_size=None, test_s
     validation_split = DEFAULT_VALIDATION_SPLIT
   spec = get(name)
   chosen = resolve_source(spec, source, data_dir)
-  if chosen == "tfds":
+  if chosen == "tfds" and not spec.load_tfds:
     splits = tfds_source.load_splits(spec, data_dir, train_size, test_size, validation_split)
   else:
-    arrays = spec.load_bundled() if chosen == "bundled" else spec.load_files(data_dir)
+    loaders = {"tfds": spec.load_tfds, "files": spec.load_files}
+    arrays = spec.load_bundled() if chosen == "bundled" else loaders[chosen](data_dir)
     splits = from_arrays(spec, arrays, source=chosen, seed=seed, train_size=train_size,
                          test_size=test_size, validation_split=validation_split)
   sizes = splits.sizes

@@ -63,20 +63,25 @@ def _split_names(builder):
   return set(builder.info.splits.keys())
 
 
+def prepared_builder(name, data_dir, offline_help=""):
+  """The tfds builder of `name`, downloading and preparing it first if need be."""
+  builder = _builder(name, data_dir)
+  if not builder.is_prepared():
+    if not download_reachable():
+      raise UserError(f"{name!r} is not in the tfds data dir and its download host "
+                      f"cannot be reached; use --data_source=bundled or files. {offline_help}")
+    print(f"data: downloading {name} with tensorflow-datasets...", file=sys.stderr)
+    builder.download_and_prepare()
+  return builder
+
+
 def load_splits(spec, data_dir, train_size, test_size, validation_split):
   """Streams the tfds splits (never all in memory), slicing subsets by index."""
   from common.datasets.registry import Splits  # avoid an import cycle
   import tensorflow_datasets as tfds
   import tensorflow as tf
 
-  builder = _builder(spec.tfds_name, data_dir)
-  if not builder.is_prepared():
-    if not download_reachable():
-      raise UserError(f"{spec.tfds_name!r} is not in the tfds data dir and its download host "
-                      f"cannot be reached; use --data_source=bundled or files. "
-                      f"{spec.offline_help}")
-    print(f"data: downloading {spec.tfds_name} with tensorflow-datasets...", file=sys.stderr)
-    builder.download_and_prepare()
+  builder = prepared_builder(spec.tfds_name, data_dir, spec.offline_help)
   splits_info = builder.info.splits
   n_train = splits_info["train"].num_examples
   if train_size:
