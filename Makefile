@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
-FASHION_DIR ?= /usr/share/datasets/fashion-mnist
+export FASHION_DIR ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: help install test run-mnist run-text run-speech run-cifar run-sequence run-backprop \
+.PHONY: help install test reproduce run-mnist run-text run-speech run-cifar run-sequence run-backprop \
 	results results-mnist results-text results-speech results-cifar results-sequence results-backprop \
 	results-table results-tuning results-distributed multiworker tune-mnist tune-text bench tensorboard clean
 
@@ -42,33 +42,28 @@ run-sequence: install ## Train the 2-layer LSTM sequence classifier on its gener
 run-backprop: install ## Train the 2-2-1 network on XOR with hand-written backprop
 	$(PY) examples/backprop_scratch.py
 
-results: results-mnist results-text results-speech results-sequence results-backprop ## Re-measure every committed figure
-	$(MAKE) results-table
+reproduce: install ## Re-measure every figure on the data here; writes results/REPORT.md and the README table (QUICK=1: bundled data, few epochs, into runs/quick)
+	$(PY) scripts/reproduce.py $(if $(QUICK),--quick,)
 
-results-text: install ## Re-measure the committed text-classifier figures
-	PY=$(PY) bash scripts/results_text.sh
+results: reproduce ## Same as reproduce
 
-results-speech: install ## Re-measure the committed spoken-digit figures
-	PY=$(PY) bash scripts/results_speech.sh
+results-mnist: install ## Re-measure the MNIST CNN figures (bundled, Fashion-MNIST files if installed, tfds if reachable)
+	$(PY) scripts/reproduce.py --only=mnist_cnn
 
-results-cifar: install ## Re-measure CIFAR figures (needs the CIFAR-10 data)
-	PY=$(PY) bash scripts/results_cifar.sh
+results-text: install ## Re-measure the text-classifier figures
+	$(PY) scripts/reproduce.py --only=text_classifier
 
-results-sequence: install ## Re-measure the committed sequence-LSTM figures
-	PY=$(PY) bash scripts/results_sequence.sh
+results-speech: install ## Re-measure the spoken-digit figures
+	$(PY) scripts/reproduce.py --only=speech_lstm
 
-results-backprop: install ## Re-measure the committed backprop figures
-	PY=$(PY) bash scripts/results_backprop.sh
+results-cifar: install ## Measure the CIFAR figures (needs tfds download or CIFAR_DIR=your CIFAR-10 copy)
+	$(PY) scripts/reproduce.py --only=cifar_cnn
 
-results-mnist: install ## Re-measure the committed MNIST figures into results/mnist_cnn/
-	for seed in 42 1 2; do \
-	  $(PY) examples/mnist_cnn.py --data_source=bundled --seed=$$seed --output_dir=results/mnist_cnn/document-mnist-bundled-seed$$seed || exit 1; \
-	done
-	$(PY) examples/mnist_cnn.py --variant=keras_tutorial --data_source=bundled --output_dir=results/mnist_cnn/keras_tutorial-mnist-bundled
-	$(PY) examples/mnist_cnn.py --variant=mlp --data_source=bundled --output_dir=results/mnist_cnn/mlp-mnist-bundled
-	@if [ -d $(FASHION_DIR) ]; then \
-	  $(PY) examples/mnist_cnn.py --dataset=fashion_mnist --data_source=files --data_dir=$(FASHION_DIR) --output_dir=results/mnist_cnn/document-fashion_mnist-files; \
-	else echo "skip Fashion-MNIST files: $(FASHION_DIR) missing (apt-get install dataset-fashion-mnist)"; fi
+results-sequence: install ## Re-measure the sequence-LSTM figures
+	$(PY) scripts/reproduce.py --only=sequence_lstm
+
+results-backprop: install ## Re-measure the backprop-by-hand figures
+	$(PY) scripts/reproduce.py --only=backprop_scratch
 
 results-table: install ## Regenerate the README results table from results/*/*/results.json
 	$(PY) scripts/results_table.py --readme README.md

@@ -48,7 +48,7 @@ Where this version differs, and why:
 
 Figures: not measured here. These machines reach no dataset host, so no
 CIFAR-10 run has been made and no results file is committed. To measure:
-`make results-cifar` (scripts/results_cifar.sh: both variants, tfds or
+`make results-cifar` (scripts/reproduce.py --only=cifar_cnn: both variants, tfds or
 CIFAR_DIR=/path/to/cifar-10-batches-bin), which writes
 results/cifar_cnn/<variant>-cifar10-<source>/results.json.
 

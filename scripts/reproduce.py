@@ -24,9 +24,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 FASHION_DIR = os.environ.get("FASHION_DIR", "/usr/share/datasets/fashion-mnist")
-CIFAR_DIR = os.environ.get("CIFAR_DIR", "")
+CIFAR_DIR = os.environ.get("CIFAR_DIR", "cifar-10-batches-bin")  # as the CIFAR-10 archive unpacks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +99,7 @@ def available(needs, _cache={}):
   if needs == "bundled":
     return True
   if needs.startswith("dir:"):
-    return bool(needs[4:]) and os.path.isdir(needs[4:])
+    return os.path.isdir(os.path.join(ROOT, needs[4:]))
   if needs not in _cache:
     from common.datasets import tfds_source  # imports TensorFlow: only when asked
     name = needs.split(":", 1)[1]
@@ -106,9 +107,18 @@ def available(needs, _cache={}):
   return _cache[needs]
 
 
+def why(needs):
+  if needs.startswith("tfds:"):
+    return f"tfds {needs[5:]} is not prepared and its host does not answer"
+  return f"{needs[4:]} is missing (set FASHION_DIR / CIFAR_DIR to your copy)"
+
+
 def command(run, python, out_root, quick=False, tiny=False):
+  out = os.path.join(out_root, run.example, run.out)
+  if not os.path.relpath(out, ROOT).startswith(".."):
+    out = os.path.relpath(out, ROOT)  # the examples run in ROOT: shorter, and the same anywhere
   args = [python, os.path.join("examples", run.example + ".py"), f"--variant={run.variant}",
-          *run.args, f"--output_dir={os.path.join(out_root, run.example, run.out)}"]
+          *run.args, f"--output_dir={out}"]
   if run.seed != 42:
     args.append(f"--seed={run.seed}")
   if quick:
@@ -154,11 +164,11 @@ def main(argv=None):
     cmd = command(run, args.python, out_root, args.quick, args.tiny)
     shown = " ".join(shlex.quote(c) for c in cmd[1:])
     if args.list:
-      print(("" if available(run.needs) else f"[skip: needs {run.needs}] ") + shown)
+      print(("" if available(run.needs) else f"[skip: {why(run.needs)}] ") + shown)
       continue
     if not available(run.needs):
-      skipped.append((run, run.needs))
-      print(f"reproduce: skip {run.example}/{run.out}: needs {run.needs}", flush=True)
+      skipped.append(run)
+      print(f"reproduce: skip {run.example}/{run.out}: {why(run.needs)}", flush=True)
       continue
     print(f"reproduce: {shown}", flush=True)
     start = time.perf_counter()
