@@ -114,8 +114,8 @@ def predictions_section(items):
 def grouped(runs):
   """Runs that differ only in their seed, together, in the order first seen."""
   groups = {}
-  for r in runs:
-    groups.setdefault(group_key(r), []).append(r)
+  for r in sorted(runs, key=lambda r: (r.get("flags", {}).get("seed") != 42, r["_path"])):
+    groups.setdefault(group_key(r), []).append(r)  # the default seed's run first: its plots
   return collections.OrderedDict(sorted(groups.items(), key=lambda item: sort_key(item[0])))
 
 

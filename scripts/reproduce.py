@@ -145,6 +145,8 @@ def main(argv=None):
   parser.add_argument("--tiny", action="store_true",
                       help="with --quick: add --dry_run to every run (what the tests use)")
   parser.add_argument("--only", default="", help="comma-separated examples (default: all)")
+  parser.add_argument("--match", default="",
+                      help="only runs whose output folder contains this text, e.g. e10")
   parser.add_argument("--out", default=None,
                       help="results root (default: results/, or runs/quick with --quick)")
   parser.add_argument("--python", default=sys.executable)
@@ -155,7 +157,7 @@ def main(argv=None):
   out_root = os.path.abspath(args.out or os.path.join(ROOT, "runs/quick" if args.quick
                                                      else "results"))
   only = {e for e in args.only.split(",") if e}
-  runs = selected(plan(), only, args.quick)
+  runs = [r for r in selected(plan(), only, args.quick) if args.match in r.out]
   if not runs:
     raise SystemExit(f"reproduce: nothing to run for --only={args.only}")
 
