@@ -66,7 +66,7 @@ results-backprop: install ## Re-measure the backprop-by-hand figures
 	$(PY) scripts/reproduce.py --only=backprop_scratch
 
 results-table: install ## Regenerate the README results table from results/*/*/results.json
-	$(PY) scripts/results_table.py --readme README.md
+	$(PY) scripts/results_table.py --readme README.md $(if $(wildcard README.zh-CN.md),--also README.zh-CN.md,)
 
 tune-mnist: install ## Small keras-tuner random search for the MNIST CNN (minutes on 2 cores)
 	$(PY) examples/mnist_cnn.py --mode=tune --max_trials=6 --tune_epochs=2 --train_size=2000 --data_source=bundled

@@ -187,7 +187,9 @@ def main(argv=None):
   print(f"reproduce: {len(done)} runs, {len(skipped)} skipped (data not here), "
         f"{len(failed)} failed; report: {report_path}")
   if not args.quick and not args.no_readme and out_root == os.path.join(ROOT, "results"):
-    results_table.update_readme(os.path.join(ROOT, "README.md"))
+    for name in ("README.md", "README.zh-CN.md"):
+      if os.path.exists(os.path.join(ROOT, name)):
+        results_table.update_readme(os.path.join(ROOT, name))
   if failed:
     print("reproduce: failed: " + ", ".join(f"{r.example}/{r.out}" for r in failed),
           file=sys.stderr)

@@ -69,9 +69,12 @@ def update_readme(path, results_dir=os.path.join(ROOT, "results")):
 def main():
   parser = argparse.ArgumentParser(description=__doc__)
   parser.add_argument("--readme", help="file whose table between the markers is replaced")
+  parser.add_argument("--also", nargs="*", default=[],
+                      help="more files to update the same way (the Chinese README)")
   args = parser.parse_args()
   if args.readme:
-    update_readme(args.readme)
+    for path in [args.readme, *args.also]:
+      update_readme(path)
   else:
     print(table())
 
