@@ -7,7 +7,8 @@ export FASHION_DIR ?= /usr/share/datasets/fashion-mnist
 
 .PHONY: help install test reproduce run-mnist run-text run-speech run-cifar run-sequence run-backprop \
 	results results-mnist results-text results-speech results-cifar results-sequence results-backprop \
-	results-table results-tuning results-distributed multiworker tune-mnist tune-text bench tensorboard clean
+	results-table results-tuning results-distributed multiworker tune-mnist tune-text \
+	tune-distributed bench tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -80,6 +81,9 @@ tune-text: install ## Small keras-tuner random search for the text classifier
 WORKERS ?= 2
 multiworker: install ## Tiny MNIST run across $(WORKERS) local workers (WORKERS=N); prints each worker's metrics
 	$(PY) scripts/launch_multiworker.py --workers=$(WORKERS) --timeout=900 -- examples/mnist_cnn.py --data_source=bundled --train_size=1024 --test_size=500 --epochs=2 --output_dir=runs/mnist_cnn/multiworker
+
+tune-distributed: install ## keras-tuner search shared by a chief and $(WORKERS) local workers (WORKERS=N)
+	$(PY) scripts/launch_tuning.py --workers=$(WORKERS) --timeout=1800 -- examples/mnist_cnn.py --mode=tune --max_trials=4 --tune_epochs=1 --train_size=1000 --test_size=100 --data_source=bundled --output_dir=runs/mnist_cnn/tune-distributed
 
 results-distributed: install ## Re-measure 1 vs 2 local workers into results/distributed/
 	PY=$(PY) bash scripts/results_distributed.sh

@@ -244,8 +244,9 @@ def tune(flags_obj, datasets_override=None):
       lambda hp: build_model(flags_obj.variant, head, splits.spec.name, hp), head, settings,
       batches)
   stats = tuning.search(hypermodel, splits.train, splits.validation, flags_obj, output_dir)
-  print(f"best {stats['objective']} {stats['best_score']:.4f} after {stats['trials']} trial(s); "
-        f"retrain it with --hparams={output_dir}/best_hparams.json")
+  if stats.get("role") != "worker":  # a distributed search's worker reports its own trials
+    print(f"best {stats['objective']} {stats['best_score']:.4f} after {stats['trials']} "
+          f"trial(s); retrain it with --hparams={output_dir}/best_hparams.json")
   return stats
 
 
