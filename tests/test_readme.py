@@ -4,6 +4,7 @@ import importlib
 import os
 import re
 import shlex
+import shutil
 import subprocess
 
 import pytest
@@ -82,3 +83,38 @@ def test_the_main_job_runs_as_the_readme_says(tmp_path):
 @pytest.mark.skipif(not os.path.exists(README_ZH), reason="no Chinese README yet")
 def test_chinese_readme_has_the_same_commands():
   assert commands(README_ZH) == commands(README)
+
+
+def working_tree_copy(dest):
+  """What a fresh clone of this working tree holds (tracked and new files, not ignored ones)."""
+  listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
+  for rel in filter(None, listed.split("\0")):
+    src = os.path.join(ROOT, rel)
+    if os.path.isfile(src):
+      os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+      shutil.copy2(src, os.path.join(dest, rel))
+
+
+@pytest.mark.slow
+def test_a_newcomer_follows_the_readme_from_a_fresh_clone(tmp_path):
+  """make run-mnist on the offline default, then the README's predict command, literally.
+
+  `make install` and `make test` are what CI runs on a clean clone; here the copy shares this
+  checkout's virtual environment (make's -o keeps it from reinstalling into it) and imports
+  the copy's own common/ through PYTHONPATH.
+  """
+  clone = tmp_path / "clone"
+  working_tree_copy(clone)
+  os.symlink(os.path.join(ROOT, ".venv"), clone / ".venv")
+  env = {**os.environ, "PYTHONPATH": str(clone), "EXAMPLES_OFFLINE": "1"}
+  run = subprocess.run(["make", "-o", ".venv/.installed", "run-mnist"], cwd=clone, env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+  assert "bundled" in run.stdout + run.stderr  # offline: the bundled sample, and it says so
+  predict = next(c for c in commands(README) if "--mode=predict" in c and "mnist_cnn" in c)
+  proc = subprocess.run(shlex.split(predict), cwd=clone, env=env, capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for name in ("seven.png", "two.png"):  # one line per image: digit and probability
+    assert re.search(name + r": \d \(probability [01]\.\d{3}\)", proc.stdout), proc.stdout
