@@ -67,6 +67,11 @@ def define_common_flags(fv, *, example, variants, datasets, variant_defaults,
   flags.DEFINE_enum("strategy", "auto", STRATEGIES,
                     "tf.distribute strategy; auto picks TPU, multi-worker (TF_CONFIG set), "
                     "mirrored (>1 GPU), one GPU, then CPU.", flag_values=fv)
+  flags.DEFINE_boolean("scale_learning_rate", False,
+                       "Multiply the learning rate by the number of replicas in sync (linear "
+                       "scaling rule, for when --batch_size grows with the replicas); logged and "
+                       "recorded in results.json (default: off, the same learning rate on any "
+                       "number of devices).", flag_values=fv)
   flags.DEFINE_enum("precision", "float32", PRECISIONS, "Keras dtype policy.", flag_values=fv)
   flags.DEFINE_boolean("early_stopping", False,
                        "Stop when validation loss has not improved for --patience epochs.",

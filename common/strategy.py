@@ -128,6 +128,26 @@ def get_strategy(name="auto"):
   return strategy
 
 
+def scale_learning_rate(settings, strategy, enabled):
+  """--scale_learning_rate: the linear scaling rule, learning rate x replicas in sync.
+
+  `--batch_size` is global, so by default N replicas train with the same
+  batch and learning rate as one device. Whoever raises --batch_size N-fold to
+  keep each replica busy may opt in to scaling the learning rate N-fold too.
+  Updates and returns `settings` (the effective learning rate, and the base
+  one and the factor when scaled, all recorded in results.json).
+  """
+  if not enabled:
+    return settings
+  replicas = strategy.num_replicas_in_sync
+  base = settings["learning_rate"]
+  settings.update(learning_rate=base * replicas, base_learning_rate=base,
+                  learning_rate_scale=replicas)
+  print(f"strategy: --scale_learning_rate: learning rate {base:g} x {replicas} replica(s) = "
+        f"{base * replicas:g}", file=sys.stderr)
+  return settings
+
+
 def device_description():
   """A short description of the hardware, for results files."""
   gpus = tf.config.list_physical_devices("GPU")

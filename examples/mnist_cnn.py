@@ -188,6 +188,7 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
     settings.update(learning_rate=tuning.learning_rate(hp, settings),
                     batch_size=tuning.batch_size(hp, settings), hparams=hparams)
 
+  strategy_lib.scale_learning_rate(settings, strategy, flags_obj.scale_learning_rate)
   with strategy.scope():
     model = build_model(flags_obj.variant, head, splits.spec.name, hp)
     model.compile(optimizer=training.make_optimizer(settings["optimizer"],

@@ -188,6 +188,7 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
   head = ClassifierHead(splits.spec.class_names)
 
   strategy = strategy_override or strategy_lib.get_strategy(flags_obj.strategy)
+  strategy_lib.scale_learning_rate(settings, strategy, flags_obj.scale_learning_rate)
   with strategy.scope():
     model = build_model(flags_obj.variant, head, splits.spec.name)
     model.compile(optimizer=training.make_optimizer(settings["optimizer"],

@@ -313,6 +313,7 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
   head = ClassifierHead(splits.spec.class_names, one_hot=settings["one_hot"])
   train_waveforms = np.stack([x for x, _ in splits.train.as_numpy_iterator()])
 
+  strategy_lib.scale_learning_rate(settings, strategy, flags_obj.scale_learning_rate)
   with strategy.scope():
     model = build_model(flags_obj.variant, head, splits.spec.name, settings, train_waveforms,
                         seed=flags_obj.seed)

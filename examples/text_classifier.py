@@ -214,6 +214,7 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
     settings.update(learning_rate=tuning.learning_rate(hp, settings),
                     batch_size=tuning.batch_size(hp, settings), hparams=hparams)
 
+  strategy_lib.scale_learning_rate(settings, strategy, flags_obj.scale_learning_rate)
   with strategy.scope():
     vectorizer = make_vectorizer(settings, splits.train)
     model = build_model(flags_obj.variant, head, splits.spec.name, vectorizer, settings, hp)

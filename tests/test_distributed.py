@@ -58,14 +58,16 @@ MIRRORED = textwrap.dedent("""
     splits = datasets.load("mnist", source="bundled", train_size=256, test_size=100,
                            validation_split=0.25)
     out = {}
-    for name, strategy in [("one", tf.distribute.OneDeviceStrategy("/cpu:0")),
-                           ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))]:
+    mirrored = lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    for name, strategy, extra in [("one", tf.distribute.OneDeviceStrategy("/cpu:0"), []),
+                                  ("mirrored", mirrored(), []),
+                                  ("scaled", mirrored(), ["--scale_learning_rate"])]:
       fv = flags.FlagValues()
       mnist_cnn.define_flags(fv)
-      fv(["prog", "--epochs=1", "--batch_size=32", f"--output_dir={sys.argv[1]}/{name}"])
+      fv(["prog", "--epochs=1", "--batch_size=32", f"--output_dir={sys.argv[1]}/{name}", *extra])
       stats = mnist_cnn.run(fv, datasets_override=splits, strategy_override=strategy)
       out[name] = {"replicas": strategy.num_replicas_in_sync, "final": stats["final"],
-                   "test": stats["test"]}
+                   "test": stats["test"], "settings": stats["settings"]}
     print("RESULT " + json.dumps(out))
 """)
 
@@ -80,6 +82,33 @@ def test_mirrored_over_two_logical_cpus_matches_one_device(tmp_path):
   assert mirrored["final"]["loss"] == pytest.approx(one["final"]["loss"], rel=1e-3)
   assert mirrored["test"]["accuracy"] == pytest.approx(one["test"]["accuracy"], abs=0.02)
   assert (tmp_path / "mirrored" / "results.json").exists()
+  assert mirrored["settings"]["learning_rate"] == 0.001  # not scaled unless asked
+  assert "base_learning_rate" not in mirrored["settings"]
+
+  # --scale_learning_rate: 0.001 x 2 replicas, logged, recorded, and what the optimizer used
+  scaled = result["scaled"]["settings"]
+  assert (scaled["learning_rate"], scaled["base_learning_rate"],
+          scaled["learning_rate_scale"]) == (pytest.approx(0.002), 0.001, 2)
+  assert "--scale_learning_rate: learning rate 0.001 x 2 replica(s) = 0.002" in proc.stderr
+  saved = json.loads((tmp_path / "scaled" / "results.json").read_text())
+  assert saved["settings"]["learning_rate"] == pytest.approx(0.002)
+  assert saved["flags"]["scale_learning_rate"] is True
+  model = keras.models.load_model(tmp_path / "scaled" / "model.keras", safe_mode=True)
+  assert float(model.optimizer.learning_rate) == pytest.approx(0.002)
+  assert result["scaled"]["final"]["loss"] != pytest.approx(mirrored["final"]["loss"], rel=1e-3)
+
+
+def test_scale_learning_rate_is_opt_in_and_linear():
+  from common import strategy as strategy_lib
+
+  class FourReplicas:
+    num_replicas_in_sync = 4
+
+  assert strategy_lib.scale_learning_rate({"learning_rate": 0.01}, FourReplicas(), False) == {
+      "learning_rate": 0.01}
+  scaled = strategy_lib.scale_learning_rate({"learning_rate": 0.01}, FourReplicas(), True)
+  assert scaled == {"learning_rate": pytest.approx(0.04), "base_learning_rate": 0.01,
+                    "learning_rate_scale": 4}
 
 
 def test_two_local_workers_train_and_agree(tmp_path):
