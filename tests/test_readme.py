@@ -27,8 +27,7 @@ def commands(path):
   for block in code_blocks(path):
     for line in block.replace("\\\n", " ").splitlines():
       line = line.split("#", 1)[0].strip()
-      if line and not line.startswith(("examples/", "common/", "data/", "results/", "scripts/",
-                                       "tests/")):
+      if re.match(r"(make|\.venv/|python|pip|[A-Z_]+=)", line):  # a command, not a listing
         out.append(line)
   return out
 
