@@ -102,7 +102,8 @@ def predictions_section(items):
   for (_, variant, dataset, source, epochs, *_), members in items:
     shown = members[0].get("example_predictions")
     if shown:
-      lines += [f"Example test predictions, {variant} on {dataset} ({source}), {epochs} epochs:",
+      run = os.path.basename(os.path.dirname(members[0]["_path"]))
+      lines += [f"Example test predictions of `{run}` ({epochs} epochs):",
                 "", "| input | label | predicted | probability |", "|---|---|---|---|"]
       lines += [f"| `{p['input']}` | {p['label']} | {p['predicted']}"
                 f"{'' if p['predicted'] == p['label'] else ' (wrong)'} | {p['probability']:.3f} |"
