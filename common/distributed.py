@@ -26,6 +26,17 @@ write the same files into a temporary folder that is deleted at the end. A
 resumed run reads the backup on the chief and broadcasts its epoch and weights
 to every worker, so the other workers need not see the chief's disk.
 
+What "resume" means here: training restarts at the first batch of the epoch
+that was interrupted, from the weights and optimizer state saved at the end of
+the epoch before, and first passes over the input once per finished epoch
+without training, so that tf.data's per-epoch reshuffle (seeded) gives the
+resumed epoch the order an uninterrupted run would have used. With the same
+seed the resumed run ends with the same metrics as an uninterrupted one
+(tested: identical to 1e-6 on 2 CPU workers). Keras' own BackupAndRestore
+(single-process `fit`) also replays the interrupted epoch from its first batch
+but without the order replay, so there a resumed epoch sees the first epoch's
+order and ends close to, not equal to, an uninterrupted run.
+
 Batch size: the datasets arrive batched with the GLOBAL batch size (--batch_size);
 `experimental_distribute_dataset` splits each batch across the workers' replicas
 (auto-shard policy DATA, as the data is in memory on every worker).
@@ -215,6 +226,20 @@ class _Backup:
     os.replace(self.metadata + ".tmp", self.metadata)
 
 
+def _replay_input_order(dist_ds, epochs):
+  """Passes over the input `epochs` times without training, so that a resumed run's next
+  epoch sees the same shuffle order as in an uninterrupted run (tf.data reshuffles on every
+  pass from one seed; a new process starts again from the first order). Costs reading the
+  data, not training on it."""
+  start = time.perf_counter()
+  with _quiet_tf_info():
+    for _ in range(epochs):
+      for _ in dist_ds:
+        pass
+  print(f"train: replayed the input order of {epochs} epoch(s) in "
+        f"{time.perf_counter() - start:.1f}s", file=sys.stderr)
+
+
 @contextlib.contextmanager
 def _quiet_tf_info():
   """Hides TF's INFO line per collective op (the step log stays)."""
@@ -270,6 +295,8 @@ def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, pa
 
   steps = _Steps(model)
   train_dist = distribute(strategy, train_ds)
+  if resumed_from:
+    _replay_input_order(train_dist, resumed_from)
   val_dist = distribute(strategy, val_ds) if val_ds is not None else None
   monitor = "val_loss" if val_ds is not None else "loss"
   accuracy_logged = _wants_accuracy(model)
