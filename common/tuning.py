@@ -215,6 +215,10 @@ def serve(tuner, output_dir, poll_s=0.2):
   finally:
     server.stop(grace=1)
     oracle.create_trial = create_trial
+  # keras-tuner's end_trial saves the oracle before it drops the trial from the ongoing ones,
+  # and a worker never saves the chief's oracle: save it once more, or the last trial to end
+  # would count as unfinished and run again when the search is resumed
+  tuner.save()
   print(f"tune: all workers done; {len(oracle.trials)} trial(s) in the search", file=sys.stderr)
 
 

@@ -67,9 +67,9 @@ def parse(argv):
   parser.add_argument("--timeout", type=float, default=3600,
                       help="seconds before every process is stopped and the run fails "
                            "(default: 3600)")
-  parser.add_argument("--worker_grace", type=float, default=30,
+  parser.add_argument("--worker_grace", type=float, default=10,
                       help="seconds a worker may keep running after the chief has finished "
-                           "(default: 30)")
+                           "(default: 10)")
   if "--" not in argv:
     parser.error("put the example and its flags after --, e.g. -- examples/mnist_cnn.py "
                  "--mode=tune")

@@ -124,6 +124,9 @@ def test_search_shared_by_a_chief_and_two_local_workers(tmp_path):
   assert stats["trials"] == 2 and stats["best_hparams"] == json.loads(
       (tmp_path / "best_hparams.json").read_text())
   assert "[chief] best val_accuracy" in out and "[tuner0] best" not in out
+  # the saved oracle holds no unfinished trial, so rerunning the command reruns nothing
+  oracle = json.loads((tmp_path / "tuning" / "oracle.json").read_text())
+  assert oracle["ongoing_trials"] == {}
 
 
 def test_killed_tuning_worker_stops_the_search_and_a_rerun_resumes_it(tmp_path):
