@@ -43,8 +43,9 @@ def define_common_flags(fv, *, example, variants, datasets, variant_defaults,
       "(your copy under --data_dir), bundled (small real sample in the repo), auto (tfds if "
       "prepared or reachable within seconds, else bundled).", flag_values=fv)
   flags.DEFINE_string("data_dir", None,
-                      "For --data_source=files: the folder with your files. For tfds: the tfds "
-                      "data dir (default: tfds's own, ~/tensorflow_datasets).", flag_values=fv)
+                      "For --data_source=files: the folder with your files (required); for tfds: "
+                      "the tfds data dir (default: tfds's own, ~/tensorflow_datasets).",
+                      flag_values=fv)
   flags.DEFINE_string("output_dir", None,
                       f"Where the run writes model, checkpoints, logs, results.json and plots "
                       f"(default: runs/{example}/<variant>-<dataset>).", flag_values=fv)

@@ -71,13 +71,12 @@ Usage:
 """
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's C++ start-up chatter
+from common import cli  # before anything imports TensorFlow: keeps its start-up log quiet
 
 import functools
 import sys
 import time
 
-from absl import app
 from absl import flags
 import keras
 from keras import layers
@@ -276,4 +275,4 @@ def main(_):
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  cli.run(main)
