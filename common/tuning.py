@@ -321,6 +321,12 @@ class HyperModel(kt.HyperModel):
     # (keras-tuner's HyperModel uses self._build itself: keep clear of that name)
     self.build_model, self.head, self.settings, self.batches = build, head, settings, batches
 
+  def declare_hyperparameters(self, hp):
+    # The batch size is chosen in fit, which the oracle would only learn of when the first
+    # trial reports back: declared here, every trial searches it, also those a distributed
+    # search starts on other workers before the first one ends.
+    batch_size(hp, self.settings)
+
   def build(self, hp):
     from common import training  # late: keeps this module light for --help
     lr = learning_rate(hp, self.settings)
