@@ -70,11 +70,11 @@ def parse(argv):
   parser.add_argument("--worker_grace", type=float, default=10,
                       help="seconds a worker may keep running after the chief has finished "
                            "(default: 10)")
-  if "--" not in argv:
+  split = argv.index("--") if "--" in argv else len(argv)
+  args = parser.parse_args(argv[:split])  # --help works without the example
+  if split == len(argv):
     parser.error("put the example and its flags after --, e.g. -- examples/mnist_cnn.py "
                  "--mode=tune")
-  split = argv.index("--")
-  args = parser.parse_args(argv[:split])
   command = argv[split + 1:]
   if not command or not command[0].endswith(".py"):
     parser.error("after -- give the example script, e.g. examples/mnist_cnn.py --mode=tune")
