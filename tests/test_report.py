@@ -36,3 +36,12 @@ def test_readme_table_lists_every_committed_result():
   table = results_table.table()
   assert table.count("\n") >= 2
   assert "mnist_cnn" in table and "results/mnist_cnn/" in table
+
+
+def test_a_claim_is_judged_only_at_the_epochs_it_is_made_for(tmp_path):
+  fake_run(tmp_path / "mnist_cnn" / "document-mnist-bundled", 1, 0.5)
+  run = tmp_path / "mnist_cnn" / "document-mnist-bundled" / "results.json"
+  r = json.loads(run.read_text())
+  run.write_text(json.dumps({**r, "epochs": 1}))  # a QUICK run: 1 epoch, not the claimed 5
+  text = report.render(report.load(str(tmp_path)), str(tmp_path))
+  assert "not judged (1 epochs, the claim is for 5)" in text and "contradicted" not in text
