@@ -313,13 +313,17 @@ class HyperModel(kt.HyperModel):
   Learning rate and batch size are searched here for every example (around the
   variant's own values); the example's `build(hp)` holds the rest of its
   search space next to its layers. `batches(ds, batch_size, training)` is the
-  example's input pipeline.
+  example's input pipeline. Optional: `optimizers`, optimizers to search
+  besides the variant's own (default: none, the variant's is kept); `schedule(
+  learning_rate, hp)`, what the optimizer gets for a trial's learning rate
+  (default: the rate itself), e.g. a decay over the trial's steps.
   """
 
-  def __init__(self, build, head, settings, batches):
+  def __init__(self, build, head, settings, batches, optimizers=(), schedule=None):
     super().__init__()
     # (keras-tuner's HyperModel uses self._build itself: keep clear of that name)
     self.build_model, self.head, self.settings, self.batches = build, head, settings, batches
+    self.optimizers, self.schedule = tuple(optimizers), schedule
 
   def declare_hyperparameters(self, hp):
     # The batch size is chosen in fit, which the oracle would only learn of when the first
@@ -330,8 +334,11 @@ class HyperModel(kt.HyperModel):
   def build(self, hp):
     from common import training  # late: keeps this module light for --help
     lr = learning_rate(hp, self.settings)
+    name = optimizer(hp, self.settings, self.optimizers)
     model = self.build_model(hp)
-    model.compile(optimizer=training.make_optimizer(self.settings["optimizer"], lr),
+    if self.schedule is not None:
+      lr = self.schedule(lr, hp)
+    model.compile(optimizer=training.make_optimizer(name, lr),
                   loss=self.head.loss(), metrics=self.head.metrics())
     return model
 
@@ -350,3 +357,11 @@ def learning_rate(hp, settings):
 def batch_size(hp, settings):
   base = settings["batch_size"]
   return hp.Choice("batch_size", sorted({max(8, base // 2), base, base * 2}), default=base)
+
+
+def optimizer(hp, settings, choices=()):
+  """The variant's optimizer, or, where `choices` names others, one searched among them."""
+  base = settings["optimizer"]
+  if not choices:
+    return base
+  return hp.Choice("optimizer", sorted({base, *choices}), default=base)

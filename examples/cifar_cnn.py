@@ -56,6 +56,9 @@ Usage:
   python examples/cifar_cnn.py --data_source=tfds        # document variant, downloads CIFAR-10
   python examples/cifar_cnn.py --variant=augmented --data_source=files \\
       --data_dir=~/data/cifar-10-batches-bin
+  python examples/cifar_cnn.py --mode=tune --data_source=tfds --max_trials=6 --tune_epochs=2
+  python examples/cifar_cnn.py --data_source=tfds \\
+      --hparams=runs/cifar_cnn/document-cifar10/best_hparams.json   # retrain the best trial
   python examples/cifar_cnn.py --mode=predict \\
       --model=runs/cifar_cnn/augmented-cifar10/model.keras --images=cat.jpg
 """
@@ -81,6 +84,7 @@ from common import results
 from common import saved_model
 from common import strategy as strategy_lib
 from common import training
+from common import tuning
 from common.datasets import cifar
 from common.errors import UserError, exit_on_user_error
 from common.heads import ClassifierHead
@@ -100,7 +104,8 @@ VARIANTS = {
 
 def define_flags(fv=flags.FLAGS):
   common_flags.define_common_flags(fv, example=EXAMPLE, variants=tuple(VARIANTS),
-                                   datasets=DATASETS, variant_defaults=VARIANTS)
+                                   datasets=DATASETS, variant_defaults=VARIANTS,
+                                   modes=("train", "predict", "tune"))
   flags.DEFINE_list("images", None,
                     "For --mode=predict: comma-separated PNG/JPEG files, any size (centre-"
                     "cropped to a square and resized to 32x32).", flag_values=fv)
@@ -112,8 +117,15 @@ def define_flags(fv=flags.FLAGS):
 # ## Model
 
 
-def build_model(variant, head, dataset):
-  """The tutorial's CNN, channels-last; `augmented` adds parameter-free augmentation layers."""
+def build_model(variant, head, dataset, hp=None):
+  """The tutorial's CNN, channels-last; `augmented` adds parameter-free augmentation layers.
+
+  `hp` (keras-tuner HyperParameters) is the search space of --mode=tune: each
+  lookup returns the tutorial's value (no dropout) unless a search or --hparams
+  sets it (learning rate and batch size are searched in common/tuning.py).
+  """
+  hp = hp or tuning.hyperparameters()
+  dropout = hp.Float("dropout", 0.0, 0.5, step=0.25, default=0.0)  # the tutorial uses none
   augment = [layers.RandomFlip("horizontal"),
              layers.RandomTranslation(0.1, 0.1, fill_mode="reflect")] \
       if VARIANTS[variant]["augment"] else []
@@ -122,12 +134,16 @@ def build_model(variant, head, dataset):
       *augment,
       layers.Rescaling(1.0 / 255),
       # Conv2d(3, 32, 3, padding=1) and Conv2d(32, 64, 3, padding=1), each ReLU then MaxPool(2)
-      layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
+      layers.Conv2D(hp.Choice("filters_1", [16, 32, 64], default=32), 3, padding="same",
+                    activation="relu", name="conv1"),
       layers.MaxPooling2D(2, name="pool1"),
-      layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2"),
+      layers.Conv2D(hp.Choice("filters_2", [32, 64, 128], default=64), 3, padding="same",
+                    activation="relu", name="conv2"),
       layers.MaxPooling2D(2, name="pool2"),
       layers.Flatten(),  # 8 * 8 * 64 = 4096 features, like x.view(-1, 64 * 8 * 8)
-      layers.Dense(128, activation="relu", name="fc1"),
+      *([layers.Dropout(dropout, name="dropout")] if dropout else []),
+      layers.Dense(hp.Choice("units", [64, 128, 256], default=128), activation="relu",
+                   name="fc1"),
       head.output_layer(),  # fc2: Linear(128, 10), softmax from the head
   ], name=f"{EXAMPLE}_{variant}__{dataset}")
 
@@ -143,8 +159,11 @@ def make_learning_rate(settings, n_train):
 # ## Train and evaluate
 
 
-def train(flags_obj, datasets_override=None, strategy_override=None):
+def prepare(flags_obj, datasets_override, validation_split=None):
+  """Settings, output folder, seed, precision and data: what train and tune share."""
   settings = common_flags.resolve(flags_obj, VARIANTS)
+  if validation_split is not None:
+    settings["validation_split"] = validation_split
   output_dir = common_flags.output_dir(flags_obj, EXAMPLE)
   training.check_writable(output_dir)
   training.set_seed(flags_obj.seed)
@@ -154,11 +173,23 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
       seed=flags_obj.seed, train_size=settings["train_size"], test_size=settings["test_size"],
       validation_split=settings["validation_split"])
   head = ClassifierHead(splits.spec.class_names)
+  return settings, output_dir, splits, head
+
+
+def train(flags_obj, datasets_override=None, strategy_override=None):
+  hparams = tuning.load_hparams(flags_obj.hparams) if flags_obj.hparams else None
+  # A tuned configuration is retrained on train+validation and tested once.
+  settings, output_dir, splits, head = prepare(flags_obj, datasets_override,
+                                               validation_split=0.0 if hparams else None)
+  hp = tuning.hyperparameters(hparams)
+  if hparams:
+    settings.update(learning_rate=tuning.learning_rate(hp, settings),
+                    batch_size=tuning.batch_size(hp, settings), hparams=hparams)
 
   strategy = strategy_override or strategy_lib.get_strategy(flags_obj.strategy)
   strategy_lib.scale_learning_rate(settings, strategy, flags_obj.scale_learning_rate)
   with strategy.scope():
-    model = build_model(flags_obj.variant, head, splits.spec.name)
+    model = build_model(flags_obj.variant, head, splits.spec.name, hp)
     learning_rate = make_learning_rate(settings, splits.sizes["train"])
     model.compile(optimizer=training.make_optimizer(settings["optimizer"], learning_rate),
                   loss=head.loss(), metrics=head.metrics())
@@ -195,6 +226,34 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
   return stats
 
 
+# ## Tune with keras-tuner
+
+
+def tune(flags_obj, datasets_override=None):
+  """Searches filters, dense units, dropout, learning rate and batch size on validation."""
+  settings = common_flags.resolve(flags_obj, VARIANTS)
+  settings, output_dir, splits, head = prepare(
+      flags_obj, datasets_override, validation_split=settings["validation_split"] or 0.1)
+
+  def batches(ds, batch_size, training_mode):
+    return pipeline.make(ds, batch_size=batch_size, training=training_mode,
+                         seed=flags_obj.seed, encode=head.encode)
+
+  def schedule(rate, hp):  # `augmented`: cosine decay over the trial's own steps
+    trial = dict(settings, learning_rate=rate, epochs=flags_obj.tune_epochs,
+                 batch_size=tuning.batch_size(hp, settings))
+    return make_learning_rate(trial, splits.sizes["train"])
+
+  hypermodel = tuning.HyperModel(
+      lambda hp: build_model(flags_obj.variant, head, splits.spec.name, hp), head, settings,
+      batches, schedule=schedule)
+  stats = tuning.search(hypermodel, splits.train, splits.validation, flags_obj, output_dir)
+  if stats.get("role") != "worker":  # a distributed search's worker reports its own trials
+    print(f"best {stats['objective']} {stats['best_score']:.4f} after {stats['trials']} "
+          f"trial(s); retrain it with --hparams={output_dir}/best_hparams.json")
+  return stats
+
+
 # ## Predict on your own images
 
 
@@ -222,9 +281,11 @@ def predict(flags_obj):
 
 
 def run(flags_obj, datasets_override=None, strategy_override=None):
-  """Trains or predicts according to --mode; returns a stats dict."""
+  """Trains, tunes or predicts according to --mode; returns a stats dict."""
   if flags_obj.mode == "predict":
     return predict(flags_obj)
+  if flags_obj.mode == "tune":
+    return tune(flags_obj, datasets_override)
   return train(flags_obj, datasets_override, strategy_override)
 
 

@@ -65,6 +65,9 @@ Usage:
   python examples/sequence_lstm.py --variant=adam           # reaches >= 95%
   python examples/sequence_lstm.py --variant=bag_of_embeddings   # order-blind control
   python examples/sequence_lstm.py --variant=adam --seq_length=40 --pattern_length=4
+  python examples/sequence_lstm.py --mode=tune --max_trials=6 --tune_epochs=3   # keras-tuner
+  python examples/sequence_lstm.py \\
+      --hparams=runs/sequence_lstm/document-ordered_pattern/best_hparams.json  # retrain best
   python examples/sequence_lstm.py --mode=predict \\
       --model=runs/sequence_lstm/adam-ordered_pattern/model.keras \\
       --sequences=50719423806583079841,50739428806581079641
@@ -89,6 +92,7 @@ from common import results
 from common import saved_model
 from common import strategy as strategy_lib
 from common import training
+from common import tuning
 from common.datasets import sequences
 from common.errors import UserError, exit_on_user_error
 from common.heads import ClassifierHead
@@ -98,6 +102,8 @@ DATASETS = ("ordered_pattern",)
 EMBEDDING_INPUT = 10  # the tutorial's input_size: the vocabulary
 HIDDEN = 8  # the tutorial's hidden_size, for the embedding and both LSTM layers
 LAYERS = 2  # the tutorial's num_layers
+# --mode=tune searches the optimizer among these and the variant's own (SGD barely moves it)
+TUNED_OPTIMIZERS = ("sgd", "adam")
 
 VARIANTS = {
     "document": dict(epochs=20, batch_size=32, learning_rate=0.01, optimizer="sgd",
@@ -111,7 +117,8 @@ VARIANTS = {
 
 def define_flags(fv=flags.FLAGS):
   common_flags.define_common_flags(fv, example=EXAMPLE, variants=tuple(VARIANTS),
-                                   datasets=DATASETS, variant_defaults=VARIANTS)
+                                   datasets=DATASETS, variant_defaults=VARIANTS,
+                                   modes=("train", "predict", "tune"))
   flags.DEFINE_integer("seq_length", sequences.DEFAULT_LENGTH,
                        "Tokens per generated sequence (longer: harder).", flag_values=fv)
   flags.DEFINE_integer("pattern_length", sequences.DEFAULT_PATTERN_LENGTH,
@@ -129,15 +136,22 @@ def define_flags(fv=flags.FLAGS):
 # ## Model
 
 
-def build_model(variant, head, dataset):
-  """The tutorial's Embedding -> 2 x LSTM(8) -> last step -> classes, or the order-blind control."""
+def build_model(variant, head, dataset, hp=None):
+  """The tutorial's Embedding -> 2 x LSTM(8) -> last step -> classes, or the order-blind control.
+
+  `hp` (keras-tuner HyperParameters) is the search space of --mode=tune: the
+  hidden size returns the tutorial's 8 unless a search or --hparams sets it
+  (learning rate, batch size and optimizer are searched in common/tuning.py).
+  """
+  hp = hp or tuning.hyperparameters()
+  hidden = hp.Choice("hidden_size", [4, 8, 16, 32], default=HIDDEN)
   if variant == "bag_of_embeddings":
-    body = [layers.Embedding(EMBEDDING_INPUT, HIDDEN, name="embedding"),
+    body = [layers.Embedding(EMBEDDING_INPUT, hidden, name="embedding"),
             layers.GlobalAveragePooling1D(name="average_over_time"),  # forgets the order
-            layers.Dense(HIDDEN, activation="relu")]
+            layers.Dense(hidden, activation="relu")]
   else:
-    body = [layers.Embedding(EMBEDDING_INPUT, HIDDEN, name="embedding"),
-            *[layers.LSTM(HIDDEN, return_sequences=i < LAYERS - 1, name=f"lstm_{i + 1}")
+    body = [layers.Embedding(EMBEDDING_INPUT, hidden, name="embedding"),
+            *[layers.LSTM(hidden, return_sequences=i < LAYERS - 1, name=f"lstm_{i + 1}")
               for i in range(LAYERS)]]  # the last layer returns output[:, -1, :] only
   return keras.Sequential([keras.Input((None,), dtype="int32", name="tokens"), *body,
                            head.output_layer()],
@@ -175,8 +189,11 @@ def majority_baseline(train_labels, test_labels):
 # ## Train and evaluate
 
 
-def train(flags_obj, datasets_override=None, strategy_override=None):
+def prepare(flags_obj, datasets_override, validation_split=None):
+  """Settings, output folder, seed, precision and data: what train and tune share."""
   settings = common_flags.resolve(flags_obj, VARIANTS)
+  if validation_split is not None:
+    settings["validation_split"] = validation_split
   settings.update(seq_length=flags_obj.seq_length, pattern_length=flags_obj.pattern_length)
   output_dir = common_flags.output_dir(flags_obj, EXAMPLE)
   training.check_writable(output_dir)
@@ -185,11 +202,24 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
   sequences.check_task(flags_obj.seq_length, flags_obj.pattern_length)
   splits = datasets_override or load_data(flags_obj, settings)
   head = ClassifierHead(splits.spec.class_names)
+  return settings, output_dir, splits, head
+
+
+def train(flags_obj, datasets_override=None, strategy_override=None):
+  hparams = tuning.load_hparams(flags_obj.hparams) if flags_obj.hparams else None
+  # A tuned configuration is retrained on train+validation and tested once.
+  settings, output_dir, splits, head = prepare(flags_obj, datasets_override,
+                                               validation_split=0.0 if hparams else None)
+  hp = tuning.hyperparameters(hparams)
+  if hparams:
+    settings.update(learning_rate=tuning.learning_rate(hp, settings),
+                    batch_size=tuning.batch_size(hp, settings),
+                    optimizer=tuning.optimizer(hp, settings, TUNED_OPTIMIZERS), hparams=hparams)
 
   strategy = strategy_override or strategy_lib.get_strategy(flags_obj.strategy)
   strategy_lib.scale_learning_rate(settings, strategy, flags_obj.scale_learning_rate)
   with strategy.scope():
-    model = build_model(flags_obj.variant, head, splits.spec.name)
+    model = build_model(flags_obj.variant, head, splits.spec.name, hp)
     model.compile(optimizer=training.make_optimizer(settings["optimizer"],
                                                     settings["learning_rate"]),
                   loss=head.loss(), metrics=head.metrics())
@@ -235,6 +265,29 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
   return stats
 
 
+# ## Tune with keras-tuner
+
+
+def tune(flags_obj, datasets_override=None):
+  """Searches hidden size, learning rate, batch size and optimizer on the validation split."""
+  settings = common_flags.resolve(flags_obj, VARIANTS)
+  settings, output_dir, splits, head = prepare(
+      flags_obj, datasets_override, validation_split=settings["validation_split"] or 0.1)
+
+  def batches(ds, batch_size, training_mode):
+    return pipeline.make(ds, batch_size=batch_size, training=training_mode,
+                         seed=flags_obj.seed, encode=head.encode)
+
+  hypermodel = tuning.HyperModel(
+      lambda hp: build_model(flags_obj.variant, head, splits.spec.name, hp), head, settings,
+      batches, optimizers=TUNED_OPTIMIZERS)
+  stats = tuning.search(hypermodel, splits.train, splits.validation, flags_obj, output_dir)
+  if stats.get("role") != "worker":  # a distributed search's worker reports its own trials
+    print(f"best {stats['objective']} {stats['best_score']:.4f} after {stats['trials']} "
+          f"trial(s); retrain it with --hparams={output_dir}/best_hparams.json")
+  return stats
+
+
 # ## Predict on your own sequences
 
 
@@ -262,9 +315,11 @@ def predict(flags_obj):
 
 
 def run(flags_obj, datasets_override=None, strategy_override=None):
-  """Trains or predicts according to --mode; returns a stats dict."""
+  """Trains, tunes or predicts according to --mode; returns a stats dict."""
   if flags_obj.mode == "predict":
     return predict(flags_obj)
+  if flags_obj.mode == "tune":
+    return tune(flags_obj, datasets_override)
   return train(flags_obj, datasets_override, strategy_override)
 
 

@@ -76,6 +76,9 @@ Usage:
   python examples/speech_lstm.py --variant=conv_lstm --epochs=30
   python examples/speech_lstm.py --dataset=spoken_digit --data_source=tfds   # FSDD, download
   python examples/speech_lstm.py --data_source=files --data_dir=my_digits    # my_digits/0/*.wav ...
+  python examples/speech_lstm.py --mode=tune --max_trials=6 --tune_epochs=5   # keras-tuner
+  python examples/speech_lstm.py \\
+      --hparams=runs/speech_lstm/document-spoken_digit_espeak/best_hparams.json  # retrain best
   python examples/speech_lstm.py --mode=predict \\
       --model=runs/speech_lstm/document-spoken_digit_espeak/model.keras --wav=a.wav,b.wav
 """
@@ -100,6 +103,7 @@ from common import results
 from common import saved_model
 from common import strategy as strategy_lib
 from common import training
+from common import tuning
 from common.datasets import audio
 from common.errors import UserError, exit_on_user_error
 from common.heads import ClassifierHead
@@ -125,7 +129,8 @@ VARIANTS = {
 
 def define_flags(fv=flags.FLAGS):
   common_flags.define_common_flags(fv, example=EXAMPLE, variants=tuple(VARIANTS),
-                                   datasets=DATASETS, variant_defaults=VARIANTS)
+                                   datasets=DATASETS, variant_defaults=VARIANTS,
+                                   modes=("train", "predict", "tune"))
   flags.DEFINE_integer("codebook_size", None,
                        "For --variant=document: k-means codes (and Embedding rows) (default: "
                        "1000, the snippet's Embedding(1000, 16)).", flag_values=fv)
@@ -243,13 +248,22 @@ def kmeans(points, k, seed, iterations=30, chunk=8192):
 # ## Model
 
 
-def build_model(variant, head, dataset, settings, train_waveforms=None, seed=0):
+def build_model(variant, head, dataset, settings, train_waveforms=None, seed=0, hp=None,
+                codebook=None):
   """The variant's network, front-end included; the name records example, variant and dataset.
 
   With `train_waveforms` the front-end is fitted: frame normalisation (mean and
   variance of the training frames) and, for `document`, the k-means codebook.
-  Nothing else ever sees them, so no test clip shapes the tokens.
+  Nothing else ever sees them, so no test clip shapes the tokens. `codebook`
+  (document): codes already learned from the same training frames, used
+  instead of running k-means again (the trials of a search share one).
+
+  `hp` (keras-tuner HyperParameters) is the search space of --mode=tune: LSTM
+  units and, as the variant has them, embedding size or convolution filters
+  and kernel; each returns the variant's value unless a search or --hparams
+  sets it (learning rate and batch size are searched in common/tuning.py).
   """
+  hp = hp or tuning.hyperparameters()
   log_mel = LogMel(name="log_mel")
   normalise = layers.Normalization(axis=-1, name="frame_norm")
   if train_waveforms is not None:
@@ -258,20 +272,25 @@ def build_model(variant, head, dataset, settings, train_waveforms=None, seed=0):
     normalise.adapt(frames)
   if variant == "document":
     tokens = CodebookTokens(settings["codebook_size"], name="codebook_tokens")
-    body = [tokens, layers.Embedding(settings["codebook_size"], settings["embedding_dim"],
-                                     name="embedding")]
+    dim = hp.Choice("embedding_dim", [8, 16, 32], default=settings["embedding_dim"])
+    body = [tokens, layers.Embedding(settings["codebook_size"], dim, name="embedding")]
   elif variant == "mel":
     body = []
   else:  # conv_lstm
-    body = [layers.Conv1D(settings["filters"], settings["kernel_size"], activation="relu",
-                          name="conv"),
+    body = [layers.Conv1D(hp.Choice("filters", [16, 32, 64], default=settings["filters"]),
+                          hp.Choice("kernel_size", [3, 5, 7], default=settings["kernel_size"]),
+                          activation="relu", name="conv"),
             layers.MaxPooling1D(2, name="pool")]
   model = keras.Sequential(
       [keras.Input(INPUT_SHAPE, name="waveform"), log_mel, normalise, *body,
-       layers.LSTM(settings["units"], name="lstm"), head.output_layer()],
+       layers.LSTM(hp.Choice("units", [16, 32, 64], default=settings["units"]), name="lstm"),
+       head.output_layer()],
       name=f"{EXAMPLE}_{variant}__{dataset}")
   if variant == "document" and train_waveforms is not None:
-    fit_codebook(tokens, np.asarray(normalise(frames)).reshape(-1, MEL_BINS), seed)
+    if codebook is not None:
+      tokens.set_codebook(codebook)
+    else:
+      fit_codebook(tokens, np.asarray(normalise(frames)).reshape(-1, MEL_BINS), seed)
   return model
 
 
@@ -296,9 +315,11 @@ def dataset_of(model):
 # ## Train and evaluate
 
 
-def train(flags_obj, datasets_override=None, strategy_override=None):
-  strategy = strategy_override or strategy_lib.get_strategy(flags_obj.strategy)
+def prepare(flags_obj, datasets_override, validation_split=None):
+  """Settings, output folder, seed, precision and data: what train and tune share."""
   settings = common_flags.resolve(flags_obj, VARIANTS)
+  if validation_split is not None:
+    settings["validation_split"] = validation_split
   if flags_obj.codebook_size is not None and flags_obj.variant == "document":
     settings["codebook_size"] = flags_obj.codebook_size
   output_dir = common_flags.output_dir(flags_obj, EXAMPLE)
@@ -311,11 +332,24 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
       validation_split=settings["validation_split"])
   head = ClassifierHead(splits.spec.class_names, one_hot=settings["one_hot"])
   train_waveforms = np.stack([x for x, _ in splits.train.as_numpy_iterator()])
+  return settings, output_dir, splits, head, train_waveforms
+
+
+def train(flags_obj, datasets_override=None, strategy_override=None):
+  strategy = strategy_override or strategy_lib.get_strategy(flags_obj.strategy)
+  hparams = tuning.load_hparams(flags_obj.hparams) if flags_obj.hparams else None
+  # A tuned configuration is retrained on train+validation and tested once.
+  settings, output_dir, splits, head, train_waveforms = prepare(
+      flags_obj, datasets_override, validation_split=0.0 if hparams else None)
+  hp = tuning.hyperparameters(hparams)
+  if hparams:
+    settings.update(learning_rate=tuning.learning_rate(hp, settings),
+                    batch_size=tuning.batch_size(hp, settings), hparams=hparams)
 
   strategy_lib.scale_learning_rate(settings, strategy, flags_obj.scale_learning_rate)
   with strategy.scope():
     model = build_model(flags_obj.variant, head, splits.spec.name, settings, train_waveforms,
-                        seed=flags_obj.seed)
+                        seed=flags_obj.seed, hp=hp)
     model.compile(optimizer=training.make_optimizer(settings["optimizer"],
                                                     settings["learning_rate"]),
                   loss=head.loss(), metrics=head.metrics())
@@ -355,6 +389,36 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
   return stats
 
 
+# ## Tune with keras-tuner
+
+
+def tune(flags_obj, datasets_override=None):
+  """Searches the variant's widths (see build_model), learning rate and batch size on
+  the validation split."""
+  settings = common_flags.resolve(flags_obj, VARIANTS)
+  settings, output_dir, splits, head, train_waveforms = prepare(
+      flags_obj, datasets_override, validation_split=settings["validation_split"] or 0.1)
+  codebook = None
+  if flags_obj.variant == "document":  # k-means once on the training frames, for every trial
+    tokens = build_model(flags_obj.variant, head, splits.spec.name, settings, train_waveforms,
+                         seed=flags_obj.seed).get_layer("codebook_tokens")
+    codebook = np.asarray(tokens.codebook)
+
+  def batches(ds, batch_size, training_mode):
+    return pipeline.make(ds, batch_size=batch_size, training=training_mode,
+                         seed=flags_obj.seed, encode=head.encode)
+
+  hypermodel = tuning.HyperModel(
+      lambda hp: build_model(flags_obj.variant, head, splits.spec.name, settings,
+                             train_waveforms, seed=flags_obj.seed, hp=hp, codebook=codebook),
+      head, settings, batches)
+  stats = tuning.search(hypermodel, splits.train, splits.validation, flags_obj, output_dir)
+  if stats.get("role") != "worker":  # a distributed search's worker reports its own trials
+    print(f"best {stats['objective']} {stats['best_score']:.4f} after {stats['trials']} "
+          f"trial(s); retrain it with --hparams={output_dir}/best_hparams.json")
+  return stats
+
+
 # ## Predict on your own recordings
 
 
@@ -375,9 +439,11 @@ def predict(flags_obj):
 
 
 def run(flags_obj, datasets_override=None, strategy_override=None):
-  """Trains or predicts according to --mode; returns a stats dict."""
+  """Trains, tunes or predicts according to --mode; returns a stats dict."""
   if flags_obj.mode == "predict":
     return predict(flags_obj)
+  if flags_obj.mode == "tune":
+    return tune(flags_obj, datasets_override)
   return train(flags_obj, datasets_override, strategy_override)
 
 

@@ -151,3 +151,52 @@ def test_offline_without_files_says_how_to_get_the_data(tmp_path):
              env={"TFDS_DATA_DIR": str(tmp_path / "no_tfds")})
   assert_user_error(proc, "cifar-10-binary.tar.gz", "--data_source=files")
   assert proc.returncode == 2
+
+
+# ## Tune with keras-tuner
+
+
+@pytest.mark.parametrize("variant,optimizer", [("document", "SGD"), ("augmented", "Adam")])
+def test_default_hyperparameters_rebuild_the_pytorch_model(variant, optimizer):
+  from common import tuning
+  head = ClassifierHead(cifar.CLASS_NAMES)
+  hypermodel = tuning.HyperModel(lambda hp: cifar_cnn.build_model(variant, head, "cifar10", hp),
+                                 head, cifar_cnn.VARIANTS[variant], batches=None)
+  model = hypermodel.build(tuning.hyperparameters())
+  assert model.count_params() == 545_098 == cifar_cnn.PYTORCH_PARAMETERS
+  assert not any(type(layer).__name__ == "Dropout" for layer in model.layers)
+  assert type(model.optimizer).__name__ == optimizer
+  assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize("variant", ["document", "augmented"])
+def test_tune_writes_best_hparams_and_retrains_them(tmp_path, tiny_splits, variant,
+                                                   monkeypatch):
+  schedules = []
+  real = cifar_cnn.make_learning_rate
+  monkeypatch.setattr(cifar_cnn, "make_learning_rate",
+                      lambda settings, n: schedules.append(dict(settings)) or real(settings, n))
+  stats = cifar_cnn.run(make_flags(f"--variant={variant}", "--mode=tune", "--max_trials=2",
+                                   "--tune_epochs=1", "--strategy=cpu",
+                                   f"--output_dir={tmp_path}"), datasets_override=tiny_splits)
+  assert stats["trials"] == 2 and 0 <= stats["default_score"] <= 1
+  best = json.loads((tmp_path / "best_hparams.json").read_text())
+  assert set(best) == {"filters_1", "filters_2", "units", "dropout", "learning_rate",
+                       "batch_size"} and best == stats["best_hparams"]
+  assert len((tmp_path / "trials.csv").read_text().strip().splitlines()) == 1 + 2
+  # every model built (keras-tuner's first check, 2 trials, the default's score) gets the
+  # learning rate for its own epochs and batch size: a cosine decay over them in `augmented`
+  assert len(schedules) >= 3 and all(s["epochs"] == 1 for s in schedules)
+  assert {s["batch_size"] for s in schedules} <= {16, 32, 64, 128}
+  assert schedules[-1]["batch_size"] == cifar_cnn.VARIANTS[variant]["batch_size"]
+
+  out = tmp_path / "retrain"
+  result = cifar_cnn.run(make_flags(f"--variant={variant}", "--epochs=1", "--strategy=cpu",
+                                    f"--hparams={tmp_path}/best_hparams.json",
+                                    f"--output_dir={out}"), datasets_override=tiny_splits)
+  settings = result["settings"]
+  assert settings["hparams"] == best and settings["batch_size"] == best["batch_size"]
+  assert settings["learning_rate"] == pytest.approx(best["learning_rate"])
+  f1, f2, units = best["filters_1"], best["filters_2"], best["units"]
+  assert result["parameters"] == ((27 * f1 + f1) + (9 * f1 * f2 + f2)
+                                  + (64 * f2 * units + units) + (units * 10 + 10))

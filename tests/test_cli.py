@@ -18,7 +18,8 @@ from common import flags as common_flags  # noqa: E402
 
 EXAMPLES = ("mnist_cnn.py", "text_classifier.py", "speech_lstm.py", "cifar_cnn.py",
             "sequence_lstm.py", "backprop_scratch.py")
-TUNABLE = {"mnist_cnn.py", "text_classifier.py"}
+TUNABLE = {"mnist_cnn.py", "text_classifier.py", "speech_lstm.py", "cifar_cnn.py",
+            "sequence_lstm.py"}  # every trainable example but the NumPy one
 OWN = {  # one flag each script defines itself
     "mnist_cnn.py": "--images", "text_classifier.py": "--input_file", "speech_lstm.py": "--wav",
     "cifar_cnn.py": "--images", "sequence_lstm.py": "--seq_length",

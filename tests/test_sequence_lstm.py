@@ -99,3 +99,46 @@ def test_command_line_dry_run_of_the_document_variant(tmp_path):
   assert "majority baseline" in proc.stdout
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["settings"]["optimizer"] == "sgd" and saved["settings"]["learning_rate"] == 0.01
+
+
+# ## Tune with keras-tuner
+
+
+def test_default_hyperparameters_rebuild_the_tutorials_model_and_optimizer():
+  from common import tuning
+  from common.heads import ClassifierHead
+  head = ClassifierHead(sequences.CLASS_NAMES)
+  for variant, parameters, optimizer in (("document", 1177, "SGD"), ("adam", 1177, "Adam"),
+                                          ("bag_of_embeddings", 80 + 72 + 9, "Adam")):
+    hypermodel = tuning.HyperModel(
+        lambda hp, v=variant: sequence_lstm.build_model(v, head, "ordered_pattern", hp), head,
+        sequence_lstm.VARIANTS[variant], batches=None,
+        optimizers=sequence_lstm.TUNED_OPTIMIZERS)
+    model = hypermodel.build(tuning.hyperparameters())
+    assert model.count_params() == parameters, variant
+    assert type(model.optimizer).__name__ == optimizer
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)
+
+
+def test_tune_writes_best_hparams_and_retrains_them_on_train_and_validation(fresh_flags,
+                                                                           tmp_path):
+  task = ("--seq_length=8", "--train_size=200", "--test_size=50", "--strategy=cpu")
+  stats = sequence_lstm.run(fresh_flags(sequence_lstm, "--mode=tune", "--max_trials=2",
+                                        "--tune_epochs=1", f"--output_dir={tmp_path}", *task))
+  assert stats["trials"] == 2 and 0 <= stats["default_score"] <= 1
+  best = json.loads((tmp_path / "best_hparams.json").read_text())
+  assert set(best) == {"hidden_size", "learning_rate", "batch_size", "optimizer"}
+  assert best == stats["best_hparams"] and (tmp_path / "tuning.json").exists()
+  assert len((tmp_path / "trials.csv").read_text().strip().splitlines()) == 1 + 2
+
+  out = tmp_path / "retrain"
+  result = sequence_lstm.run(fresh_flags(sequence_lstm, "--epochs=1", f"--output_dir={out}",
+                                         f"--hparams={tmp_path}/best_hparams.json", *task))
+  settings = result["settings"]
+  assert settings["hparams"] == best and settings["optimizer"] == best["optimizer"]
+  assert settings["batch_size"] == best["batch_size"]
+  assert settings["learning_rate"] == pytest.approx(best["learning_rate"])
+  saved = json.loads((out / "results.json").read_text())
+  assert saved["sizes"] == {"train": 200, "validation": 0, "test": 50}  # train + validation
+  width = best["hidden_size"]  # the tuned width: Embedding(10, h), 2 LSTM(h), Dense(1)
+  assert saved["parameters"] == 10 * width + 2 * 4 * (2 * width * width + width) + width + 1

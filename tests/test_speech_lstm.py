@@ -277,3 +277,55 @@ def test_command_line_dry_run_then_predict(tmp_path):
   assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: ")
   assert_user_error(cli("speech_lstm.py", "--mode=predict", f"--model={out}/model.keras"),
                     "--mode=predict needs --wav")
+
+
+# ## Tune with keras-tuner
+
+
+@pytest.mark.parametrize("variant,trainable", [
+    ("document", 22_602), ("mel", 9_674), ("conv_lstm", 15_082)])
+def test_default_hyperparameters_rebuild_the_variants_model(variant, trainable):
+  from common import tuning
+  head = speech_lstm.ClassifierHead(audio.CLASS_NAMES, one_hot=True)
+  settings = speech_lstm.VARIANTS[variant]
+  hypermodel = tuning.HyperModel(
+      lambda hp: speech_lstm.build_model(variant, head, "spoken_digit_espeak", settings, hp=hp),
+      head, settings, batches=None)
+  model = hypermodel.build(tuning.hyperparameters())
+  assert speech_lstm.parameter_counts(model)["parameters"] == trainable
+  assert type(model.optimizer).__name__ == "Adam"
+  assert float(model.optimizer.learning_rate) == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize("variant,searched", [
+    ("document", {"units", "embedding_dim"}), ("conv_lstm", {"units", "filters", "kernel_size"})])
+def test_tune_learns_the_codebook_once_then_retrains_the_best(fresh_flags, tmp_path, tiny,
+                                                              monkeypatch, variant, searched):
+  seen = []
+  real_kmeans = speech_lstm.kmeans
+  monkeypatch.setattr(speech_lstm, "kmeans",
+                      lambda points, k, seed: seen.append(k) or real_kmeans(points, k, seed))
+  common = (f"--variant={variant}", "--codebook_size=64", "--strategy=cpu")
+  stats = speech_lstm.run(fresh_flags(speech_lstm, "--mode=tune", "--max_trials=2",
+                                      "--tune_epochs=1", f"--output_dir={tmp_path}", *common),
+                          datasets_override=tiny)
+  assert seen == ([64] if variant == "document" else [])  # one k-means, shared by every trial
+  assert stats["trials"] == 2 and 0 <= stats["default_score"] <= 1
+  best = json.loads((tmp_path / "best_hparams.json").read_text())
+  assert set(best) == searched | {"learning_rate", "batch_size"} and best == stats["best_hparams"]
+  assert len((tmp_path / "trials.csv").read_text().strip().splitlines()) == 1 + 2
+
+  out = tmp_path / "retrain"
+  result = speech_lstm.run(fresh_flags(speech_lstm, "--epochs=1", f"--output_dir={out}",
+                                       f"--hparams={tmp_path}/best_hparams.json", *common),
+                           datasets_override=tiny)
+  settings = result["settings"]
+  assert settings["hparams"] == best and settings["batch_size"] == best["batch_size"]
+  assert settings["learning_rate"] == pytest.approx(best["learning_rate"])
+  model = keras.models.load_model(out / "model.keras", safe_mode=True)
+  assert model.get_layer("lstm").units == best["units"]
+  if variant == "document":
+    assert model.get_layer("embedding").output_dim == best["embedding_dim"]
+  else:
+    assert model.get_layer("conv").filters == best["filters"]
+    assert model.get_layer("conv").kernel_size == (best["kernel_size"],)
