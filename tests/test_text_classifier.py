@@ -150,7 +150,7 @@ def test_predict_handles_empty_undecodable_and_huge_input(trained, fresh_flags, 
            b"terrible " * 200_000]
   (tmp_path / "in.txt").write_bytes(b"\n".join(lines) + b"\n")
   stats = text_classifier.run(fresh_flags(
-      text_classifier, "--mode=predict", f"--model={model}", "--text=worst airline ever",
+      text_classifier, "--mode=predict", f"--model={model}", "--text=awful wait, terrible app",
       f"--input_file={tmp_path}/in.txt"))
   out, err = capsys.readouterr()
   got = stats["predictions"]
