@@ -13,8 +13,10 @@ import os
 import shutil
 import sys
 import time
+from typing import NamedTuple
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from common import distributed
@@ -189,3 +191,40 @@ def read_log(csv_path):
       by_epoch[epoch] = {"epoch": epoch,
                          **{k: float(v) for k, v in row.items() if v not in ("NA", "")}}
   return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+class Outcome(NamedTuple):
+  """What train_and_test measured: per-epoch rows, test metrics, test labels and predictions
+  (class indices and the probability of the predicted class), and timing for results.json."""
+  history: list
+  test_metrics: dict
+  y_true: np.ndarray
+  y_pred: np.ndarray
+  confidence: np.ndarray
+  timing: dict
+
+
+def labels(split):
+  """The labels of an unbatched (x, y) dataset, as one array."""
+  return np.concatenate([y for _, y in split.batch(4096).as_numpy_iterator()])
+
+
+def train_and_test(model, head, train_ds, val_ds, test_ds, *, test_split, n_train, epochs,
+                   output_dir, early_stopping=False, patience=3):
+  """fit (see fit), then one evaluation on the test set, and model.keras saved.
+
+  test_split is the unbatched test set behind test_ds, for its labels; n_train the
+  number of training examples, for samples/s.
+  """
+  start = time.perf_counter()
+  history, timer, resumed_from = fit(model, train_ds, val_ds, epochs=epochs,
+                                     output_dir=output_dir, early_stopping=early_stopping,
+                                     patience=patience)
+  fit_seconds = time.perf_counter() - start
+  test_metrics = model.evaluate(test_ds, return_dict=True, verbose=0)
+  y_pred, confidence = head.decode(model.predict(test_ds, verbose=0))
+  model.save(os.path.join(output_dir, "model.keras"))
+  from common.results import throughput  # results imports plotting: only when training ends
+  timing = {"fit_s": round(fit_seconds, 2), "resumed_from_epoch": resumed_from,
+            **throughput(n_train, timer.seconds)}
+  return Outcome(history, test_metrics, labels(test_split), y_pred, confidence, timing)

@@ -62,13 +62,11 @@ Usage:
   python examples/cifar_cnn.py --mode=predict \\
       --model=runs/cifar_cnn/augmented-cifar10/model.keras --images=cat.jpg
 """
-import os
 
 from common import cli  # before anything imports TensorFlow: keeps its start-up log quiet
 
 import functools
 import math
-import time
 
 from absl import flags
 import keras
@@ -200,19 +198,12 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
   val_ds = batches(splits.validation, training=False) if splits.validation else None
   test_ds = batches(splits.test, training=False)
 
-  start = time.perf_counter()
-  history, timer, resumed_from = training.fit(
-      model, train_ds, val_ds, epochs=settings["epochs"], output_dir=output_dir,
+  outcome = training.train_and_test(
+      model, head, train_ds, val_ds, test_ds, test_split=splits.test,
+      n_train=splits.sizes["train"], epochs=settings["epochs"], output_dir=output_dir,
       early_stopping=flags_obj.early_stopping, patience=flags_obj.patience)
-  fit_seconds = time.perf_counter() - start
-
-  test_metrics = model.evaluate(test_ds, return_dict=True, verbose=0)
-  y_true = np.concatenate([y for _, y in splits.test.batch(1024).as_numpy_iterator()])
-  y_pred, _ = head.decode(model.predict(test_ds, verbose=0))
-  model.save(os.path.join(output_dir, "model.keras"))
-
-  timing = {"fit_s": round(fit_seconds, 2), "resumed_from_epoch": resumed_from,
-            **results.throughput(splits.sizes["train"], timer.seconds)}
+  history, test_metrics, timing = outcome.history, outcome.test_metrics, outcome.timing
+  y_true, y_pred = outcome.y_true, outcome.y_pred
   stats = results.write(
       output_dir, example=EXAMPLE, variant=flags_obj.variant, dataset=splits.spec.name,
       source=splits.source, sizes=splits.sizes, settings=settings, history=history,

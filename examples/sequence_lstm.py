@@ -72,13 +72,11 @@ Usage:
       --model=runs/sequence_lstm/adam-ordered_pattern/model.keras \\
       --sequences=50719423806583079841,50739428806581079641
 """
-import os
 
 from common import cli  # before anything imports TensorFlow: keeps its start-up log quiet
 
 import functools
 import sys
-import time
 
 from absl import flags
 import keras
@@ -230,22 +228,15 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
   val_ds = batches(splits.validation, training=False) if splits.validation else None
   test_ds = batches(splits.test, training=False)
 
-  start = time.perf_counter()
-  history, timer, resumed_from = training.fit(
-      model, train_ds, val_ds, epochs=settings["epochs"], output_dir=output_dir,
+  outcome = training.train_and_test(
+      model, head, train_ds, val_ds, test_ds, test_split=splits.test,
+      n_train=splits.sizes["train"], epochs=settings["epochs"], output_dir=output_dir,
       early_stopping=flags_obj.early_stopping, patience=flags_obj.patience)
-  fit_seconds = time.perf_counter() - start
-
-  test_metrics = model.evaluate(test_ds, return_dict=True, verbose=0)
-  y_train = np.concatenate([y for _, y in splits.train.batch(4096).as_numpy_iterator()])
-  x_test, y_true = (np.concatenate(part) for part in
-                    zip(*splits.test.batch(4096).as_numpy_iterator()))
-  y_pred, confidence = head.decode(model.predict(test_ds, verbose=0))
-  model.save(os.path.join(output_dir, "model.keras"))
-
+  history, test_metrics, timing = outcome.history, outcome.test_metrics, outcome.timing
+  y_true, y_pred, confidence = outcome.y_true, outcome.y_pred, outcome.confidence
+  y_train = training.labels(splits.train)
+  x_test = np.concatenate([x for x, _ in splits.test.batch(4096).as_numpy_iterator()])
   baseline = majority_baseline(y_train, y_true)
-  timing = {"fit_s": round(fit_seconds, 2), "resumed_from_epoch": resumed_from,
-            **results.throughput(splits.sizes["train"], timer.seconds)}
   stats = results.write(
       output_dir, example=EXAMPLE, variant=flags_obj.variant, dataset=splits.spec.name,
       source=splits.source, sizes=splits.sizes, settings=settings, history=history,

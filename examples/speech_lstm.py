@@ -82,7 +82,6 @@ Usage:
   python examples/speech_lstm.py --mode=predict \\
       --model=runs/speech_lstm/document-spoken_digit_espeak/model.keras --wav=a.wav,b.wav
 """
-import os
 
 from common import cli  # before anything imports TensorFlow: keeps its start-up log quiet
 
@@ -360,19 +359,12 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
   val_ds = batches(splits.validation, training=False) if splits.validation else None
   test_ds = batches(splits.test, training=False)
 
-  start = time.perf_counter()
-  history, timer, resumed_from = training.fit(
-      model, train_ds, val_ds, epochs=settings["epochs"], output_dir=output_dir,
+  outcome = training.train_and_test(
+      model, head, train_ds, val_ds, test_ds, test_split=splits.test,
+      n_train=splits.sizes["train"], epochs=settings["epochs"], output_dir=output_dir,
       early_stopping=flags_obj.early_stopping, patience=flags_obj.patience)
-  fit_seconds = time.perf_counter() - start
-
-  test_metrics = model.evaluate(test_ds, return_dict=True, verbose=0)
-  y_true = np.concatenate([y for _, y in splits.test.batch(1024).as_numpy_iterator()])
-  y_pred, confidence = head.decode(model.predict(test_ds, verbose=0))
-  model.save(os.path.join(output_dir, "model.keras"))
-
-  timing = {"fit_s": round(fit_seconds, 2), "resumed_from_epoch": resumed_from,
-            **results.throughput(splits.sizes["train"], timer.seconds)}
+  history, test_metrics, timing = outcome.history, outcome.test_metrics, outcome.timing
+  y_true, y_pred, confidence = outcome.y_true, outcome.y_pred, outcome.confidence
   stats = results.write(
       output_dir, example=EXAMPLE, variant=flags_obj.variant, dataset=splits.spec.name,
       source=splits.source, sizes=splits.sizes, settings=settings, history=history,

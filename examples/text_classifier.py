@@ -76,7 +76,6 @@ from common import cli  # before anything imports TensorFlow: keeps its start-up
 
 import functools
 import sys
-import time
 
 from absl import flags
 import keras
@@ -192,10 +191,6 @@ def prepare(flags_obj, datasets_override, validation_split=None):
   return settings, output_dir, splits, head
 
 
-def labels_of(ds):
-  return np.concatenate([y for _, y in ds.batch(4096).as_numpy_iterator()])
-
-
 def majority_baseline(test_labels, class_names):
   """Accuracy of always answering the test set's most common class, and that class."""
   counts = np.bincount(test_labels, minlength=len(class_names))
@@ -227,20 +222,13 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
   val_ds = batches(splits.validation, training=False) if splits.validation else None
   test_ds = batches(splits.test, training=False)
 
-  start = time.perf_counter()
-  history, timer, resumed_from = training.fit(
-      model, train_ds, val_ds, epochs=settings["epochs"], output_dir=output_dir,
+  outcome = training.train_and_test(
+      model, head, train_ds, val_ds, test_ds, test_split=splits.test,
+      n_train=splits.sizes["train"], epochs=settings["epochs"], output_dir=output_dir,
       early_stopping=flags_obj.early_stopping, patience=flags_obj.patience)
-  fit_seconds = time.perf_counter() - start
-
-  test_metrics = model.evaluate(test_ds, return_dict=True, verbose=0)
-  y_true = labels_of(splits.test)
-  y_pred, _ = head.decode(model.predict(test_ds, verbose=0))
-  model.save(os.path.join(output_dir, "model.keras"))
-
+  history, test_metrics, timing = outcome.history, outcome.test_metrics, outcome.timing
+  y_true, y_pred = outcome.y_true, outcome.y_pred
   baseline, majority_class = majority_baseline(y_true, splits.spec.class_names)
-  timing = {"fit_s": round(fit_seconds, 2), "resumed_from_epoch": resumed_from,
-            **results.throughput(splits.sizes["train"], timer.seconds)}
   stats = results.write(
       output_dir, example=EXAMPLE, variant=flags_obj.variant, dataset=splits.spec.name,
       source=splits.source, sizes=splits.sizes, settings=settings, history=history,
