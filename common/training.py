@@ -55,8 +55,16 @@ def device_kind():
 
 
 def compile_options(kind=None):
-  """Keyword arguments for model.compile: the fastest settings measured for this device."""
-  return dict(DEVICE_DEFAULTS[kind or device_kind()])
+  """Keyword arguments for model.compile: the fastest settings measured for this device.
+
+  Call it inside the strategy's scope. Under a tf.distribute strategy (mirrored, multi-worker)
+  steps_per_execution stays 1: Keras 3.15's multi-step loop fails there ("You must feed a
+  value for placeholder tensor ..." from its has_next check; tests/test_distributed.py).
+  """
+  options = dict(DEVICE_DEFAULTS[kind or device_kind()])
+  if tf.distribute.has_strategy():
+    options["steps_per_execution"] = 1
+  return options
 
 
 def make_optimizer(name, learning_rate):

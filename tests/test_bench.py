@@ -41,6 +41,9 @@ def test_cpu_defaults_are_the_measured_ones():
   assert options == {"jit_compile": False, "steps_per_execution": 32}
   options["steps_per_execution"] = 1  # a copy: callers cannot change the table
   assert training.DEVICE_DEFAULTS["cpu"]["steps_per_execution"] == 32
+  # Keras' multi-step loop fails under a distribution strategy: one step per call there
+  with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+    assert training.compile_options()["steps_per_execution"] == 1
   # one device: TF's default strategy, not OneDeviceStrategy (which doubled the step cost)
   strategy, chosen = strategy_lib.choose("cpu")
   assert chosen == "cpu" and not isinstance(strategy, tf.distribute.OneDeviceStrategy)
