@@ -1,4 +1,6 @@
 """tf.data input pipelines: map, cache, shuffle, batch, prefetch."""
+import sys
+
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -23,3 +25,17 @@ def make(ds, *, batch_size, training, seed, encode=None, preprocess=None, cache=
   if training:
     ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
   return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def replay_order(ds, passes, read=False):
+  """Opens `passes` iterators over `ds` and drops them, so that a resumed run's next epoch
+  sees the shuffle order an uninterrupted run would have used: tf.data draws a new shuffle
+  seed for every iterator (reshuffle_each_iteration), from one seed, and a new process
+  starts again from the first. `read`: also read every element (a tf.distribute dataset
+  draws its seeds only once it is read)."""
+  for _ in range(passes):
+    for _ in (ds if read else ()):
+      pass
+    if not read:
+      iter(ds)
+  print(f"train: replayed the input order of {passes} pass(es)", file=sys.stderr)

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from common import distributed
+from common import pipeline
 from common.errors import UserError
 
 
@@ -150,6 +151,9 @@ def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, pa
   if resumed_from:
     print(f"train: resuming from backup at epoch {resumed_from} of {epochs} "
           "(the interrupted epoch restarts from its first batch)", file=sys.stderr)
+    # Keras 3.15's fit opens an iterator at the start of each epoch and, when the dataset's
+    # length is known, a second one at its end (unused); each draws a new shuffle seed.
+    pipeline.replay_order(train_ds, resumed_from * (2 if train_ds.cardinality() >= 0 else 1))
   elif os.path.exists(csv_path):
     os.remove(csv_path)  # a fresh run: do not append to an old run's log
   monitor = "val_loss" if val_ds is not None else "loss"

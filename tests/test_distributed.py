@@ -187,7 +187,7 @@ def test_killed_worker_fails_fast_and_restart_resumes(tmp_path, two_workers):
   # The same command run without a kill (same seed) ends with the same model: the resumed
   # run restores the weights and optimizer of epoch 1 and replays the input's shuffle order,
   # so epoch 2 sees the batches it would have seen. Stated tolerance: RESUME_TOLERANCE.
-  assert "[worker 0] train: replayed the input order of 1 epoch(s)" in resumed.stdout
+  assert "[worker 0] train: replayed the input order of 1 pass(es)" in resumed.stdout
   whole = json.loads((two_workers[1] / "results.json").read_text())
   logs = [training.read_log(d / "training_log.csv") for d in (tmp_path, two_workers[1])]
   for resumed_row, whole_row in zip(*logs):
