@@ -34,7 +34,7 @@ def row(members):
   walls = [m["timing"]["fit_s"] for m in members if "fit_s" in m.get("timing", {})]
   loads = [m["load_average_1m"] for m in members if "load_average_1m" in m]
   return [
-      r["example"], r["variant"], f"{r['dataset']} ({r['source']})",
+      r["example"], r["variant"], f"{report.dataset_label(r)} ({r['source']})",
       " / ".join(str(sizes.get(k, "-")) for k in ("train", "validation", "test")),
       str(r.get("epochs", "-")), str(len(members)),
       f"{statistics.mean(accs):.4f}{spread}",

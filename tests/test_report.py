@@ -1,5 +1,9 @@
 """REPORT.md and the README table are generated from results files, seeds grouped."""
 import json
+import os
+import shutil
+
+import pytest
 
 from scripts import report, results_table
 
@@ -36,6 +40,21 @@ def test_readme_table_lists_every_committed_result():
   table = results_table.table()
   assert table.count("\n") >= 2
   assert "mnist_cnn" in table and "results/mnist_cnn/" in table
+
+
+@pytest.mark.parametrize("name", ["README.md", "README.zh-CN.md"])
+def test_readme_table_is_what_the_committed_results_generate(name, tmp_path):
+  """The table between the markers is exactly what `make results-table` writes today."""
+  readme = os.path.join(results_table.ROOT, name)
+  if not os.path.exists(readme):
+    pytest.skip(f"no {name}")
+  copy = tmp_path / name
+  shutil.copy(readme, copy)
+  results_table.update_readme(str(copy))  # what `make results-table` does to the file
+  with open(readme, encoding="utf-8") as f:
+    committed = f.read()
+  assert copy.read_text(encoding="utf-8") == committed, (
+      f"{name}'s results table differs from the committed results files; run `make results-table`")
 
 
 def test_a_claim_is_judged_only_at_the_epochs_it_is_made_for(tmp_path):
