@@ -8,7 +8,7 @@ export FASHION_DIR ?= /usr/share/datasets/fashion-mnist
 .PHONY: help install test reproduce run-mnist run-text run-speech run-cifar run-sequence run-backprop \
 	results results-mnist results-text results-speech results-cifar results-sequence results-backprop \
 	results-table results-tuning results-distributed multiworker tune-mnist tune-text \
-	tune-distributed bench tensorboard clean
+	tune-distributed bench bench-table tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -88,8 +88,11 @@ tune-distributed: install ## keras-tuner search shared by a chief and $(WORKERS)
 results-distributed: install ## Re-measure 1 vs 2 local workers into results/distributed/
 	PY=$(PY) bash scripts/results_distributed.sh
 
-bench: install ## Training-speed benchmark vs the tutorial's way (QUICK=1: under 3 minutes)
-	$(PY) scripts/bench.py $(if $(QUICK),--quick,)
+bench: install ## Training-speed benchmark vs the tutorial's way; writes results/bench/bench.json and the README's speed tables (QUICK=1: under 3 minutes, into runs/bench)
+	$(PY) scripts/bench.py $(if $(QUICK),--quick,--readme README.md README.zh-CN.md)
+
+bench-table: install ## Rewrite the README's speed tables from the committed results/bench/bench.json
+	$(PY) scripts/bench.py --table --readme README.md README.zh-CN.md > /dev/null
 
 tensorboard: install ## Serve TensorBoard over runs/
 	$(VENV)/bin/tensorboard --logdir runs

@@ -2,7 +2,7 @@
 
     make bench                                   # full run: writes results/bench/bench.json
     make bench QUICK=1                           # a fast look, under 3 minutes on 2 cores
-    .venv/bin/python scripts/bench.py --table    # markdown tables from results/bench/bench.json
+    make bench-table                             # README speed tables from results/bench/bench.json
     .venv/bin/python scripts/bench.py --examples=mnist_cnn --parts=main --repeats=5
 
 For each example (scripts/bench_cases.py says how each is built and fed), in
@@ -46,6 +46,7 @@ sys.path.insert(0, ROOT)
 from scripts import bench_cases  # noqa: E402  (no TensorFlow import at module level)
 
 DEFAULT_OUT = os.path.join(ROOT, "results", "bench", "bench.json")
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 QUICK_OUT = os.path.join(ROOT, "runs", "bench", "quick.json")
 
 REFERENCE = {"name": "tutorial's way: NumPy into fit, Keras defaults", "role": "reference",
@@ -319,6 +320,14 @@ def tables(report):
   return "\n".join(out)
 
 
+def update_readmes(paths, report):
+  """Writes the speed tables between the bench markers of each file (the README's)."""
+  from scripts import results_table
+  for path in paths:
+    results_table.replace_between(path, README_START, README_END, tables(report))
+    print(f"bench: updated the speed tables in {path}", file=sys.stderr)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -334,6 +343,9 @@ def main():
                                       "own (a tiny check: --sizes=64,32,2)")
   parser.add_argument("--table", action="store_true",
                       help="print the markdown tables of an existing JSON (--out) and stop")
+  parser.add_argument("--readme", nargs="*", default=[],
+                      help="files whose speed tables (between the bench markers) are "
+                           "replaced with the tables of the JSON written or read")
   parser.add_argument("--worker", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.worker:
@@ -342,7 +354,9 @@ def main():
   out_path = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
   if args.table:
     with open(out_path) as f:
-      print(tables(json.load(f)))
+      report = json.load(f)
+    print(tables(report))
+    update_readmes(args.readme, report)
     return
   examples = [e for e in args.examples.split(",") if e]
   unknown = set(examples) - set(bench_cases.EXAMPLES)
@@ -373,6 +387,7 @@ def main():
     json.dump(report, f, indent=2)
   print(f"bench: wrote {out_path} in {report['wall_s']:.0f} s", file=sys.stderr)
   print(tables(report))
+  update_readmes(args.readme, report)
 
 
 if __name__ == "__main__":

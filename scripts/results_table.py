@@ -54,15 +54,20 @@ def table(results_dir=os.path.join(ROOT, "results")):
   return "\n".join(lines)
 
 
-def update_readme(path, results_dir=os.path.join(ROOT, "results")):
+def replace_between(path, start, end, text):
+  """Replaces what stands between the `start` and `end` marker lines of a file with `text`."""
   with open(path, encoding="utf-8") as f:
     readme = f.read()
-  if START not in readme or END not in readme:
-    raise SystemExit(f"{path} lacks the {START} / {END} markers")
-  head, rest = readme.split(START, 1)
-  _, tail = rest.split(END, 1)
+  if start not in readme or end not in readme:
+    raise SystemExit(f"{path} lacks the {start} / {end} markers")
+  head, rest = readme.split(start, 1)
+  _, tail = rest.split(end, 1)
   with open(path, "w", encoding="utf-8") as f:
-    f.write(f"{head}{START}\n{table(results_dir)}\n{END}{tail}")
+    f.write(f"{head}{start}\n{text}\n{end}{tail}")
+
+
+def update_readme(path, results_dir=os.path.join(ROOT, "results")):
+  replace_between(path, START, END, table(results_dir))
   print(f"updated the results table in {path}")
 
 

@@ -105,3 +105,14 @@ def test_a_tiny_run_writes_well_formed_json_and_tables(tmp_path):
   shown = subprocess.run([sys.executable, "scripts/bench.py", "--table", f"--out={out}"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
   assert shown.returncode == 0 and shown.stdout.strip() == table
+
+
+def test_readme_speed_tables_are_what_the_committed_bench_json_generates():
+  """The tables between the bench markers are exactly what `make bench-table` writes today."""
+  with open(bench.DEFAULT_OUT) as f:
+    tables = bench.tables(json.load(f))
+  for name in ("README.md", "README.zh-CN.md"):
+    with open(os.path.join(ROOT, name), encoding="utf-8") as f:
+      readme = f.read()
+    between = readme.split(bench.README_START, 1)[1].split(bench.README_END, 1)[0]
+    assert between.strip() == tables.strip(), f"{name}: run `make bench-table`"
