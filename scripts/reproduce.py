@@ -56,8 +56,10 @@ def plan():
   runs = [
       *seeds("mnist_cnn", "document", "document-mnist-bundled-seed{seed}", [42, 1, 2],
              args=mnist),
-      Run("mnist_cnn", "keras_tutorial", "keras_tutorial-mnist-bundled", mnist),
-      Run("mnist_cnn", "mlp", "mlp-mnist-bundled", mnist, quick_epochs=0),
+      *seeds("mnist_cnn", "keras_tutorial", "keras_tutorial-mnist-bundled{suffix}", [42, 1, 2],
+             args=mnist),
+      *seeds("mnist_cnn", "mlp", "mlp-mnist-bundled{suffix}", [42, 1, 2], args=mnist,
+             quick_epochs=0),
       Run("mnist_cnn", "document", "document-fashion_mnist-files",
           ("--dataset=fashion_mnist", "--data_source=files", f"--data_dir={FASHION_DIR}"),
           quick_epochs=0, needs=f"dir:{FASHION_DIR}"),
@@ -70,8 +72,8 @@ def plan():
             ("--dataset=imdb_reviews", "--data_source=tfds"), quick_epochs=0,
             needs="tfds:imdb_reviews") for v in ("document", "large_vocab")],
       *[r for v in ("document", "mel", "conv_lstm") for r in [
-          Run("speech_lstm", v, f"{v}-e10-spoken_digit_espeak-bundled", espeak,
-              quick_epochs=3 if v in ("document", "conv_lstm") else 0),
+          *seeds("speech_lstm", v, v + "-e10-spoken_digit_espeak-bundled{suffix}", [42, 1, 2],
+                 args=espeak, quick_epochs=3 if v in ("document", "conv_lstm") else 0),
           *seeds("speech_lstm", v, v + "-e30-seed{seed}-spoken_digit_espeak-bundled",
                  [42, 1, 2, 3, 4], args=espeak + ("--epochs=30",), quick_epochs=0)]],
       *[Run("speech_lstm", v, f"{v}-e30-spoken_digit-tfds",
