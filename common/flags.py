@@ -4,6 +4,8 @@ Flags whose default depends on the variant (epochs, batch size, ...) default to
 None here; `resolve` fills them from the variant's settings without ever
 mutating the flag values.
 """
+import atexit
+import shutil
 import tempfile
 
 from absl import flags
@@ -129,11 +131,14 @@ def output_dir(flags_obj, example):
   """The run's output folder: --output_dir, else runs/<example>/<variant>-<dataset>[-dry_run].
 
   In a multi-worker cluster only the chief writes there; every other worker
-  gets a private temporary folder, so a shared disk never sees two writers.
+  gets a private temporary folder, so a shared disk never sees two writers,
+  removed when the worker exits.
   """
   from common import strategy  # late: strategy imports TensorFlow
   if not strategy.is_chief():
-    return tempfile.mkdtemp(prefix=f"{example}_worker_")
+    scratch = tempfile.mkdtemp(prefix=f"{example}_worker_")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return scratch
   if flags_obj.output_dir:
     return flags_obj.output_dir
   suffix = "-dry_run" if flags_obj.dry_run else ""
