@@ -109,7 +109,11 @@ def test_probe_answers_quickly_when_the_host_refuses(monkeypatch):
 
 def test_probe_is_bounded_when_name_resolution_hangs(monkeypatch):
   import socket
-  monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30))
+
+  def hangs(*args, **kwargs):  # as a resolver that never answers, then gives up
+    time.sleep(30)
+    raise OSError("name resolution timed out")
+  monkeypatch.setattr(socket, "create_connection", hangs)
   start = time.perf_counter()
   assert tfds_source.download_reachable(timeout=0.5) is False
   assert time.perf_counter() - start < 2
