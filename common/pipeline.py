@@ -34,8 +34,9 @@ def replay_order(ds, passes, read=False):
   starts again from the first. `read`: also read every element (a tf.distribute dataset
   draws its seeds only once it is read)."""
   for _ in range(passes):
-    for _ in (ds if read else ()):
-      pass
-    if not read:
+    if read:
+      for _ in ds:
+        pass
+    else:
       iter(ds)
   print(f"train: replayed the input order of {passes} pass(es)", file=sys.stderr)
