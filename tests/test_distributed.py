@@ -21,15 +21,12 @@ import tensorflow as tf
 
 from common import training
 from common.errors import UserError
-from tests.conftest import OFFLINE_ENV, ROOT
+from tests.conftest import OFFLINE_ENV, RESUME_TOLERANCE, ROOT
 
 EXAMPLE = "examples/mnist_cnn.py"
 TINY_MW = ["--data_source=bundled", "--train_size=512", "--test_size=200",
            "--validation_split=0.25", "--batch_size=32"]
 TEST_ACCURACY = re.compile(r"^\[worker (\d)\] test accuracy (\S+)", re.M)
-# How far a resumed multi-worker run may end from an uninterrupted one (relative; measured: 0,
-# every logged metric and the test metrics bit-identical on 2 CPU workers).
-RESUME_TOLERANCE = 1e-6
 EPOCH_LINE = re.compile(r"^\[worker (\d)\] (Epoch \d+/\d+) - \S+ - (.*)$", re.M)
 
 

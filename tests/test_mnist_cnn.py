@@ -12,7 +12,7 @@ from PIL import Image
 from common import datasets
 from examples import mnist_cnn
 from common.errors import UserError
-from tests.conftest import assert_user_error, cli, start_cli
+from tests.conftest import RESUME_TOLERANCE, assert_user_error, cli, start_cli
 
 TINY = dict(train_size=300, test_size=100)
 
@@ -103,12 +103,6 @@ def test_command_line_train_then_predict(tmp_path, tiny_mnist):
   assert len(lines) == 3
   for path, line in zip(paths, lines):
     assert line.startswith(path + ": ") and "probability" in line
-
-
-# How far a killed and resumed run may end from an uninterrupted one with the same seed
-# (relative). The backup holds the exact weights and optimizer state, and the resumed run
-# first replays the input order of the finished epochs: measured 0 here (identical).
-RESUME_TOLERANCE = 1e-6
 
 
 def test_killed_run_resumes_from_its_backup_and_ends_as_an_uninterrupted_run(tmp_path):
