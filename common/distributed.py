@@ -42,7 +42,6 @@ Batch size: the datasets arrive batched with the GLOBAL batch size (--batch_size
 """
 import contextlib
 import csv
-import json
 import logging
 import math
 import os
@@ -55,6 +54,7 @@ import time
 import keras
 import tensorflow as tf
 
+from common import checkpoints
 from common import pipeline
 from common import strategy as strategy_lib
 from common.errors import UserError
@@ -198,34 +198,6 @@ def lost_peer(error, epoch, backup_dir):
                    f"the same command to resume from the backup in {backup_dir}")
 
 
-class _Backup:
-  """Keras BackupAndRestore's files, written atomically (a kill never leaves half a file)."""
-
-  def __init__(self, backup_dir):
-    self.dir = backup_dir
-    self.weights = os.path.join(backup_dir, "latest.weights.h5")
-    self.metadata = os.path.join(backup_dir, "training_metadata.json")
-
-  def epoch(self):
-    try:
-      with open(self.metadata) as f:
-        return int(json.load(f)["epoch"])
-    except (OSError, ValueError, KeyError):
-      return 0
-
-  def restore(self, model):
-    model.load_weights(self.weights)
-
-  def save(self, model, epoch):
-    os.makedirs(self.dir, exist_ok=True)
-    tmp = os.path.join(self.dir, "saving.weights.h5")
-    model.save_weights(tmp, overwrite=True)
-    os.replace(tmp, self.weights)
-    with open(self.metadata + ".tmp", "w") as f:
-      json.dump({"epoch": epoch, "batch": -1}, f)
-    os.replace(self.metadata + ".tmp", self.metadata)
-
-
 @contextlib.contextmanager
 def _quiet_tf_info():
   """Hides TF's INFO line per collective op (the step log stays)."""
@@ -248,7 +220,7 @@ def _append_csv(path, epoch, logs):
 
 
 def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, patience=3,
-        extra_callbacks=()):
+        extra_callbacks=(), export_model=None):
   """training.fit for a model compiled under MultiWorkerMirroredStrategy.
 
   Returns (history_rows, timer, resumed_from) like training.fit; every worker
@@ -262,7 +234,7 @@ def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, pa
   chief = strategy_lib.is_chief()
   work_dir = output_dir if chief else tempfile.mkdtemp(prefix="worker_scratch_")
   os.makedirs(work_dir, exist_ok=True)
-  backup = _Backup(os.path.join(work_dir, "backup"))
+  backup = checkpoints.Backup(os.path.join(work_dir, "backup"))
   ckpt_dir = os.path.join(work_dir, "checkpoints")
   csv_path = os.path.join(work_dir, "training_log.csv")
   with strategy.scope():
@@ -320,10 +292,11 @@ def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, pa
       raise training.diverged(loss, ckpt_dir, backup.dir)
     backup.save(model, epoch + 1)
     os.makedirs(ckpt_dir, exist_ok=True)
+    exported = export_model or model
     if logs[monitor] < best:
       best = logs[monitor]
-      model.save(os.path.join(ckpt_dir, "best.keras"))
-    model.save(os.path.join(ckpt_dir, "last.keras"))
+      checkpoints.save_model(exported, os.path.join(ckpt_dir, "best.keras"))
+    checkpoints.save_model(exported, os.path.join(ckpt_dir, "last.keras"))
     for kind, prefix in (("train", ""), ("validation", "val_")):
       with writers[kind].as_default():
         for name in ("loss", "accuracy"):

@@ -1,13 +1,13 @@
 """Compile, fit and evaluate, shared by every example, with the callbacks users expect.
 
 A run's output folder holds:
-  backup/           BackupAndRestore state: rerun the same command to resume
-  checkpoints/      best.keras (by validation loss) and last.keras
+  backup/           resume state (Keras' BackupAndRestore layout): rerun the same command
+  checkpoints/      best.keras (by validation loss, else loss) and last.keras
+(common/checkpoints.py writes backup and checkpoints while the next epoch trains.)
   tensorboard/      TensorBoard logs
   training_log.csv  one row per epoch, kept across resumes
 """
 import csv
-import json
 import math
 import os
 import shutil
@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from common import checkpoints
 from common import distributed
 from common import pipeline
 from common.errors import UserError
@@ -87,26 +88,6 @@ def check_writable(output_dir):
                     "choose another --output_dir") from e
 
 
-def _finite(logs):
-  return all(math.isfinite(v) for v in (logs or {}).values() if isinstance(v, (int, float)))
-
-
-class _SkipNonFinite:
-  """Mixin: never save a state whose epoch ended in NaN/inf, so the last good one survives."""
-
-  def on_epoch_end(self, epoch, logs=None):
-    if _finite(logs):
-      super().on_epoch_end(epoch, logs)
-
-
-class BackupAndRestore(_SkipNonFinite, keras.callbacks.BackupAndRestore):
-  pass
-
-
-class ModelCheckpoint(_SkipNonFinite, keras.callbacks.ModelCheckpoint):
-  pass
-
-
 class EpochTimer(keras.callbacks.Callback):
   """Wall time of each epoch, to report compile/first-epoch cost apart from steady state."""
 
@@ -123,48 +104,42 @@ class EpochTimer(keras.callbacks.Callback):
 
 def resume_epoch(output_dir):
   """The epoch a backup in output_dir would resume from, or 0."""
-  path = os.path.join(output_dir, "backup", "training_metadata.json")
-  try:
-    with open(path) as f:
-      return int(json.load(f)["epoch"])
-  except (OSError, ValueError, KeyError):
-    return 0
+  return checkpoints.Backup(os.path.join(output_dir, "backup")).epoch()
 
 
 def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, patience=3,
-        extra_callbacks=()):
+        extra_callbacks=(), export_model=None):
   """model.fit with backup/restore, checkpoints, TensorBoard, CSV log and NaN guard.
 
   Returns (history_rows, timer, resumed_from). history_rows come from the CSV
   log so they cover every epoch, also those trained before a resume. Raises
   UserError if training diverges; the last good checkpoint and backup are kept.
-  A model compiled under MultiWorkerMirroredStrategy trains with the custom
-  loop of common.distributed instead (Keras 3's fit fails there), same outputs.
+  `export_model`: what the .keras checkpoints hold, if not `model` (see
+  common/checkpoints.py). A model compiled under MultiWorkerMirroredStrategy
+  trains with the custom loop of common.distributed instead (Keras 3's fit
+  fails there), same outputs.
   """
   if distributed.is_multi_worker(model):
     return distributed.fit(model, train_ds, val_ds, epochs=epochs, output_dir=output_dir,
                            early_stopping=early_stopping, patience=patience,
-                           extra_callbacks=extra_callbacks)
-  backup_dir = os.path.join(output_dir, "backup")
+                           extra_callbacks=extra_callbacks, export_model=export_model)
   csv_path = os.path.join(output_dir, "training_log.csv")
-  resumed_from = resume_epoch(output_dir)
+  monitor = "val_loss" if val_ds is not None else "loss"
+  saver = checkpoints.EpochCheckpoints(output_dir, monitor, export_model)
+  resumed_from = saver.backup.epoch()
   if resumed_from:
     print(f"train: resuming from backup at epoch {resumed_from} of {epochs} "
           "(the interrupted epoch restarts from its first batch)", file=sys.stderr)
+    saver.backup.restore(model)
     # Keras 3.15's fit opens an iterator at the start of each epoch and, when the dataset's
     # length is known, a second one at its end (unused); each draws a new shuffle seed.
     pipeline.replay_order(train_ds, resumed_from * (2 if train_ds.cardinality() >= 0 else 1))
   elif os.path.exists(csv_path):
     os.remove(csv_path)  # a fresh run: do not append to an old run's log
-  monitor = "val_loss" if val_ds is not None else "loss"
-  ckpt_dir = os.path.join(output_dir, "checkpoints")
   timer = EpochTimer()
   callbacks = [  # the CSV row is written before the backup: a kill between them only repeats a row
       keras.callbacks.CSVLogger(csv_path, append=True),
-      BackupAndRestore(backup_dir, delete_checkpoint=False, double_checkpoint=True),
-      ModelCheckpoint(os.path.join(ckpt_dir, "best.keras"), monitor=monitor,
-                      save_best_only=True),
-      ModelCheckpoint(os.path.join(ckpt_dir, "last.keras")),
+      saver,
       keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard")),
       keras.callbacks.TerminateOnNaN(),
       timer,
@@ -173,12 +148,16 @@ def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, pa
   if early_stopping:
     callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                                    restore_best_weights=True))
-  history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
-                      shuffle=False, verbose=2)  # the tf.data pipeline shuffles, seeded
+  try:
+    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks,
+                        initial_epoch=resumed_from, shuffle=False,
+                        verbose=2)  # the tf.data pipeline shuffles, seeded
+  finally:
+    saver.close()  # the last epoch's files are written before anything reads them
   losses = history.history.get("loss", [])
   if losses and not math.isfinite(losses[-1]):
-    raise diverged(losses[-1], ckpt_dir, backup_dir)
-  shutil.rmtree(backup_dir, ignore_errors=True)  # finished: the next run starts fresh
+    raise diverged(losses[-1], saver.ckpt_dir, saver.backup.dir)
+  shutil.rmtree(saver.backup.dir, ignore_errors=True)  # finished: the next run starts fresh
   return read_log(csv_path), timer, resumed_from
 
 
@@ -222,20 +201,21 @@ def labels(split):
 
 
 def train_and_test(model, head, train_ds, val_ds, test_ds, *, test_split, n_train, epochs,
-                   output_dir, early_stopping=False, patience=3):
+                   output_dir, early_stopping=False, patience=3, export_model=None):
   """fit (see fit), then one evaluation on the test set, and model.keras saved.
 
   test_split is the unbatched test set behind test_ds, for its labels; n_train the
-  number of training examples, for samples/s.
+  number of training examples, for samples/s. `export_model` is saved instead of
+  `model` where they differ (see fit).
   """
   start = time.perf_counter()
   history, timer, resumed_from = fit(model, train_ds, val_ds, epochs=epochs,
                                      output_dir=output_dir, early_stopping=early_stopping,
-                                     patience=patience)
+                                     patience=patience, export_model=export_model)
   fit_seconds = time.perf_counter() - start
   test_metrics = model.evaluate(test_ds, return_dict=True, verbose=0)
   y_pred, confidence = head.decode(model.predict(test_ds, verbose=0))
-  model.save(os.path.join(output_dir, "model.keras"))
+  (export_model or model).save(os.path.join(output_dir, "model.keras"))
   from common.results import throughput  # results imports plotting: only when training ends
   timing = {"fit_s": round(fit_seconds, 2), "resumed_from_epoch": resumed_from,
             **throughput(n_train, timer.seconds)}
