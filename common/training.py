@@ -18,6 +18,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
 from common import checkpoints
 from common import distributed
@@ -36,9 +37,12 @@ def set_precision(policy):
 
 
 # Per-device settings for model.compile, chosen from `make bench` measurements
-# (results/bench/bench.json); neither changes what a model learns, only how fast.
-# - jit_compile: XLA made the MNIST CNN 2.3x slower on a 2-core CPU; on a GPU Keras'
-#   "auto" turns it on where the model supports it.
+# (results/bench/bench.json); none changes what a model learns, only how fast.
+# - jit_compile on CPU: XLA fuses a training step into a few compiled loops. That made
+#   the recurrent and embedding models 1.4-8x faster on a 2-core CPU (many small ops per
+#   step: an LSTM runs its cell once per time step) but the MNIST CNN 2.3x slower
+#   (oneDNN's convolutions beat XLA's), so models with a convolution layer keep it off.
+#   On a GPU Keras' "auto" decides.
 # - steps_per_execution: one call into the TF runtime runs this many batches, so the
 #   per-batch Python and dispatch overhead is paid once per group (batch callbacks fire
 #   once per group too; epoch callbacks are unchanged).
@@ -56,15 +60,35 @@ def device_kind():
   return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
 
 
-def compile_options(kind=None):
-  """Keyword arguments for model.compile: the fastest settings measured for this device.
+def xla_pays_on_cpu(model):
+  """True for a model XLA can compile (no string ops such as TextVectorization) and that
+  has no convolution layer (see DEVICE_DEFAULTS)."""
+  layers = model._flatten_layers()  # pylint: disable=protected-access
+  return all(getattr(layer, "supports_jit", True) and not isinstance(
+      layer, keras.layers.Conv1D | keras.layers.Conv2D | keras.layers.Conv3D)
+             for layer in layers)
 
-  Call it inside the strategy's scope. Under a tf.distribute strategy (mirrored, multi-worker)
-  steps_per_execution stays 1: Keras 3.15's multi-step loop fails there ("You must feed a
-  value for placeholder tensor ..." from its has_next check; tests/test_distributed.py).
+
+def compile_options(model=None, kind=None):
+  """Keyword arguments for model.compile: the fastest settings measured for this device
+  and, given `model`, for its kind of network.
+
+  Call it inside the strategy's scope, just before compiling `model`. Under a tf.distribute
+  strategy (mirrored, multi-worker) steps_per_execution stays 1 and XLA off: Keras 3.15's
+  multi-step loop fails there ("You must feed a value for placeholder tensor ..." from its
+  has_next check; tests/test_distributed.py).
+
+  Where it chooses XLA it turns TF's op determinism off: Keras refuses XLA while it is on
+  (and with it XLA has no MaxPool gradient). XLA's CPU code gives the same numbers on every
+  run by itself (tests/test_sequence_lstm.py checks two runs and a resumed one).
   """
-  options = dict(DEVICE_DEFAULTS[kind or device_kind()])
-  if tf.distribute.has_strategy():
+  kind = kind or device_kind()
+  options = dict(DEVICE_DEFAULTS[kind])
+  distributed_scope = tf.distribute.has_strategy()
+  if kind == "cpu" and model is not None and not distributed_scope and xla_pays_on_cpu(model):
+    options["jit_compile"] = True
+    tf_config.disable_op_determinism()  # no public API; Keras reads the same switch
+  if distributed_scope:
     options["steps_per_execution"] = 1
   return options
 

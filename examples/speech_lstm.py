@@ -390,7 +390,7 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
     front_end, core = split_front_end(model)  # core trains on features computed once
     core.compile(optimizer=training.make_optimizer(settings["optimizer"],
                                                    settings["learning_rate"]),
-                 loss=head.loss(), metrics=head.metrics(), **training.compile_options())
+                 loss=head.loss(), metrics=head.metrics(), **training.compile_options(core))
 
   def batches(split, training_mode):
     return pipeline.make(features(front_end, split), batch_size=settings["batch_size"],

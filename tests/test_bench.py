@@ -4,6 +4,7 @@ Nothing here is timed: speed is measured by `make bench`, whose JSON holds the r
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -57,7 +58,27 @@ def test_examples_compile_with_the_device_defaults():
   assert model.jit_compile is False and model.steps_per_execution == 32
   for name in bench_cases.EXAMPLES:
     with open(f"{ROOT}/examples/{name}.py") as f:
-      assert "**training.compile_options()" in f.read(), name
+      assert re.search(r"\*\*training\.compile_options\((model|core)\)", f.read()), name
+
+
+def test_xla_on_cpu_only_for_models_without_convolutions_or_string_ops():
+  from tensorflow.python.framework import config as tf_config
+  conv = mnist_cnn.build_model("document", ClassifierHead(tuple("0123456789")), "mnist")
+  lstm = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(10, 4),
+                           keras.layers.LSTM(4), keras.layers.Dense(1, activation="sigmoid")])
+  text = keras.Sequential([keras.Input((), dtype="string"),
+                           keras.layers.TextVectorization(max_tokens=10,
+                                                          output_sequence_length=4),
+                           keras.layers.Embedding(10, 4), keras.layers.GlobalAveragePooling1D(),
+                           keras.layers.Dense(1, activation="sigmoid")])
+  training.set_seed(0)
+  assert training.compile_options(conv)["jit_compile"] is False
+  assert training.compile_options(text)["jit_compile"] is False  # XLA has no string ops
+  assert tf_config.is_op_determinism_enabled()
+  assert training.compile_options(lstm)["jit_compile"] is True
+  assert not tf_config.is_op_determinism_enabled()  # Keras allows XLA only without it
+  with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+    assert training.compile_options(lstm)["jit_compile"] is False
 
 
 def test_plan_covers_every_example_and_changes_one_knob_at_a_time():

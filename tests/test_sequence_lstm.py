@@ -3,12 +3,13 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from common import datasets
 from common.datasets import sequences
 from common.errors import UserError
 from examples import sequence_lstm
-from tests.conftest import cli
+from tests.conftest import RESUME_TOLERANCE, cli
 
 SHORT = ("--seq_length=8", "--train_size=1200", "--test_size=400", "--strategy=cpu")
 
@@ -142,3 +143,53 @@ def test_tune_writes_best_hparams_and_retrains_them_on_train_and_validation(fres
   assert saved["sizes"] == {"train": 200, "validation": 0, "test": 50}  # train + validation
   width = best["hidden_size"]  # the tuned width: Embedding(10, h), 2 LSTM(h), Dense(1)
   assert saved["parameters"] == 10 * width + 2 * 4 * (2 * width * width + width) + width + 1
+
+
+class _StopBefore(Exception):
+  pass
+
+
+def _xla_fit(tmp_path, epochs, stop_before=None):
+  """The adam variant on 512 generated sequences, compiled with the suite's CPU defaults
+  (XLA for this LSTM); returns the weights after training and the epoch it resumed
+  from. `stop_before`: an epoch at
+  whose start training is interrupted, as a kill would (the backup stays)."""
+  import keras
+  from common import pipeline, training
+  from common.heads import ClassifierHead
+  training.set_seed(7)
+  x, y = sequences.generate(512, length=12, seed=3)
+  head = ClassifierHead(datasets.get("ordered_pattern").class_names)
+  model = sequence_lstm.build_model("adam", head, "ordered_pattern")
+  options = training.compile_options(model)
+  assert options["jit_compile"] is True  # an LSTM without convolutions: XLA on CPU
+  model.compile(training.make_optimizer("adam", 0.01), loss=head.loss(),
+                metrics=head.metrics(), **options)
+  ds = pipeline.make(tf.data.Dataset.from_tensor_slices((x, y)), batch_size=32, training=True,
+                     seed=7, encode=head.encode)
+
+  class Interrupt(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+      if epoch == stop_before:
+        raise _StopBefore()
+
+  resumed_from = None
+  try:
+    _, _, resumed_from = training.fit(model, ds, None, epochs=epochs, output_dir=str(tmp_path),
+                                      extra_callbacks=[Interrupt()])
+  except _StopBefore:
+    pass
+  return model.get_weights(), resumed_from
+
+
+def test_xla_training_is_repeatable_and_resumes_exactly(tmp_path):
+  """XLA needs TF's op determinism off (common/training.compile_options): the same seed
+  must still give the same weights, and an interrupted run resumed from its backup must
+  end where an uninterrupted one does."""
+  whole, _ = _xla_fit(tmp_path / "whole", epochs=4)
+  again, _ = _xla_fit(tmp_path / "again", epochs=4)
+  assert all(np.array_equal(a, b) for a, b in zip(whole, again))
+  _xla_fit(tmp_path / "killed", epochs=4, stop_before=2)
+  resumed, resumed_from = _xla_fit(tmp_path / "killed", epochs=4)
+  assert resumed_from == 2
+  assert all(np.allclose(a, b, rtol=RESUME_TOLERANCE, atol=0) for a, b in zip(whole, resumed))
