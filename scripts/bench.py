@@ -83,6 +83,20 @@ ABLATIONS = [
     {"name": "1 intra-op thread", "intra_op_threads": 1},
     {"name": "1 inter-op thread", "inter_op_threads": 1},
 ]
+# One knob changed from the suite default on other examples: what each of their speed-ups
+# is worth (the front-end cache of examples/speech_lstm.py, XLA from compile_options).
+LEVERS = {
+    "speech_lstm": [
+        {"name": "speech_lstm: front-end inside the trained model (no feature cache)",
+         "front_end_cache": False},
+        {"name": "speech_lstm: jit_compile=False (no XLA), op determinism on",
+         "jit_compile": False},
+    ],
+    "sequence_lstm": [
+        {"name": "sequence_lstm: jit_compile=False (no XLA), op determinism on",
+         "jit_compile": False},
+    ],
+}
 SCALE = [
     {"name": "10% of the training set", "train_fraction": 0.1},
     {"name": "50% of the training set", "train_fraction": 0.5},
@@ -121,6 +135,9 @@ def plan(examples, parts, quick, sizes=None):
         rows.append({**base, "group": "main", "variant": fast.get("variant", "document"),
                      "overrides": fast.get("overrides", {}),
                      "config": {**SUITE, "name": fast["name"], "role": "fast"}})
+    if "levers" in parts and not quick:
+      rows += [{**base, "group": "lever", "config": {**SUITE, **knob, "role": "lever"}}
+               for knob in LEVERS.get(example, [])]
     if example != "mnist_cnn" or quick:
       continue
     knob_epochs = epochs if sizes else ABLATION_EPOCHS
@@ -134,8 +151,13 @@ def plan(examples, parts, quick, sizes=None):
         rows.append({**base, "group": "scale", "epochs": knob_epochs, "train_size": size,
                      "overrides": step.get("overrides", {}),
                      "config": {**SUITE, "name": step["name"], "role": "scale"}})
-    if ("ablations" in parts or "scale" in parts) and "main" not in parts:
-      rows.insert(0, {**base, "group": "main", "config": REFERENCE})  # ratios need it
+  for example in examples:  # every row's ratio needs its example's reference
+    if any(r["example"] == example for r in rows) and not any(
+        r["example"] == example and r["config"]["role"] == "reference" for r in rows):
+      train_size, test_size, epochs = sizes or SIZES[example][kind]
+      rows.insert(0, dict(example=example, variant="document", train_size=train_size,
+                          test_size=test_size, epochs=epochs, overrides={}, group="main",
+                          config=REFERENCE))
   return rows
 
 
@@ -294,11 +316,13 @@ def tables(report):
         f"({r['train_flops_per_sample'] / 1e6:.3g}) | {_num(r['pipeline_samples_per_s'])} | "
         f"{_num(r['peak_rss_mb'])} |")
   for group, title in (("ablation", "MNIST CNN, one knob changed from the suite default"),
+                       ("lever", "Other examples, one knob changed from the suite default"),
                        ("scale", "MNIST CNN scale study (suite default path)")):
     chosen = [r for r in rows if r["group"] == group]
     if not chosen:
       continue
-    out += ["", f"{title} ({chosen[0]['epochs']} epochs):", "",
+    epochs = sorted({r["epochs"] for r in chosen})
+    out += ["", f"{title} ({'/'.join(map(str, epochs))} epochs):", "",
             "| configuration | train size | batch | train samples/s | vs tutorial | "
             "vs tutorial, CPU time | first epoch s | test accuracy | peak RSS MB | resolved |",
             "|---|---|---|---|---|---|---|---|---|---|"]
@@ -336,7 +360,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=3,
                       help="repetitions of the main rows (ablation and scale rows: up to 2)")
   parser.add_argument("--examples", default=",".join(bench_cases.EXAMPLES))
-  parser.add_argument("--parts", default="main,ablations,scale")
+  parser.add_argument("--parts", default="main,ablations,scale,levers")
   parser.add_argument("--out", help=f"JSON to write (default {DEFAULT_OUT}; with --quick "
                                     f"{QUICK_OUT})")
   parser.add_argument("--sizes", help="TRAIN,TEST,EPOCHS for every example instead of its "

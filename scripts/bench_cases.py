@@ -194,11 +194,15 @@ def train(case, config, epochs, seed=42):
   with strategy.scope():
     model = case.build()
     fitted, to_features = model, lambda split: split  # noqa: E731
-    if case.example == "speech_lstm" and not reference:  # as examples/speech_lstm.py trains
+    if case.example == "speech_lstm" and not reference and config.get("front_end_cache", True):
+      # as examples/speech_lstm.py trains
       from examples import speech_lstm
       front_end, fitted = speech_lstm.split_front_end(model)
       to_features = lambda split: speech_lstm.features(front_end, split)  # noqa: E731
-    options = {} if config.get("compile") == "keras" else training.compile_options(fitted)
+    # a configuration that sets jit_compile gets the device defaults without the
+    # per-model XLA choice (which would also turn op determinism off)
+    options = {} if config.get("compile") == "keras" else training.compile_options(
+        None if "jit_compile" in config else fitted)
     options.update({k: config[k] for k in ("jit_compile", "steps_per_execution") if k in config})
     fitted.compile(optimizer=training.make_optimizer(case.settings["optimizer"],
                                                      case.learning_rate()),
