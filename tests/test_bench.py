@@ -88,7 +88,7 @@ def test_plan_covers_every_example_and_changes_one_knob_at_a_time():
   full = bench.plan(bench_cases.EXAMPLES, ["main", "ablations", "scale"], quick=False)
   assert {r["example"] for r in full if r["config"]["role"] == "fast"} == set(
       bench_cases.EXAMPLES)
-  for row in (r for r in full if r["group"] == "ablation"):
+  for row in (r for r in full if r["group"] in ("ablation", "lever")):
     changed = {k for k in row["config"] if row["config"][k] != bench.SUITE.get(k)}
     changed -= {"name", "role"}
     if row["config"].get("jit_compile") is True:  # Keras allows XLA only without determinism
