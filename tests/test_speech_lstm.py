@@ -127,9 +127,13 @@ def test_document_trains_saves_reloads_and_fits_its_codebook_on_training_frames_
   codebook = model.get_layer("codebook_tokens").codebook.numpy()
   assert codebook.shape == (64, 40) and np.abs(codebook).sum() > 0
 
+  # training ran the front-end once in the pipeline; the saved models still take waveforms
   test_x, test_y = tiny.arrays.test
   accuracy = np.mean(model.predict(test_x, verbose=0).argmax(-1) == test_y)
   assert accuracy == pytest.approx(stats["test"]["accuracy"], abs=1e-6)
+  for name in ("best.keras", "last.keras"):
+    checkpoint = keras.models.load_model(tmp_path / "checkpoints" / name, safe_mode=True)
+    assert checkpoint.input_shape[1:] == speech_lstm.INPUT_SHAPE, name
 
 
 def test_mel_variant_learns_the_tones(fresh_flags, tmp_path):
