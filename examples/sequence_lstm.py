@@ -55,10 +55,16 @@ seed 42, 20 epochs), 2,000 test sequences, majority baseline 50.0%:
 
 * default task (length 20, pattern 1..2..3): `adam` 100.0% test accuracy
   (100% validation accuracy from the first epoch on); `document` (SGD 0.01)
-  68.2%, its loss still barely below log 2 (0.691): it has only started to
-  learn; `bag_of_embeddings` (order-blind) 50.0%, i.e. chance (it ends up
-  answering one class; best validation accuracy 51.0%).
-* harder task (length 50, pattern 1..2..3..4..5): `adam` 100.0%.
+  50.0%, its loss still barely below log 2 (0.691): it has only started to
+  learn. Its answers all sit at probability 0.50-0.51, so which side of 0.5
+  each lands on, and with it the accuracy, moves with float rounding: before
+  XLA became the CPU default (common/training.py) the same run ended at 68.2%
+  with the same loss, and its best validation accuracy here is 68.8%.
+  `bag_of_embeddings` (order-blind) 50.0%, i.e. chance (it ends up answering
+  one class; best validation accuracy 51.0%).
+* harder task (length 50, pattern 1..2..3..4..5): `adam` 99.6%.
+* A 20-epoch run trains in 7-25 s here (XLA compiles each LSTM step loop into
+  fused code: without it, 33-330 s).
 
 Usage:
   python examples/sequence_lstm.py                          # document variant (SGD 0.01)
