@@ -40,8 +40,8 @@ Where this version differs, and why:
   non-trainable weight of the `CodebookTokens` layer. Nothing in the
   front-end learns, so training runs it once per clip in the input pipeline
   (cached) and fits the layers after it on the features; model.keras and the
-  checkpoints hold the whole model (`split_front_end`). For the token model
-  this trains about 1.7x as fast as running the front-end at every step.
+  checkpoints hold the whole model (common/front_end.py). `make bench`
+  measures what that saves (README, Speed).
 * Labels are one-hot for categorical cross-entropy, as in the snippet, through
   common.heads.ClassifierHead(one_hot=True).
 * Validation: like the snippet's `fit`, the default trains on every training
@@ -108,6 +108,7 @@ import tensorflow as tf
 
 from common import datasets
 from common import flags as common_flags
+from common import front_end
 from common import pipeline
 from common import results
 from common import saved_model
@@ -307,31 +308,6 @@ def build_model(variant, head, dataset, settings, train_waveforms=None, seed=0, 
 FRONT_END = ("log_mel", "frame_norm", "codebook_tokens")  # fixed once fitted: no gradients
 
 
-def split_front_end(model):
-  """(front_end, core): the model's leading fixed layers (FRONT_END) and the trained rest,
-  as two models sharing `model`'s layers, so training `core` trains `model`."""
-  k = next(i for i, layer in enumerate(model.layers) if layer.name not in FRONT_END)
-  front_end = keras.Sequential([keras.Input(INPUT_SHAPE), *model.layers[:k]],
-                               name=f"{model.name}_front_end")
-  tokens = model.layers[k - 1].name == "codebook_tokens"
-  shape = (SEQUENCE_LENGTH,) if tokens else (SEQUENCE_LENGTH, MEL_BINS)
-  core = keras.Sequential([keras.Input(shape, dtype="int32" if tokens else "float32"),
-                           *model.layers[k:]], name=f"{model.name}_core")
-  return front_end, core
-
-
-def features(front_end, ds, batch_size=256):
-  """An unbatched (waveform, label) dataset as (front-end output, label), same order and
-  length; run in batches (the STFT and codebook search are much cheaper that way)."""
-  out = (ds.batch(batch_size)
-         .map(lambda x, y: (front_end(x, training=False), y), num_parallel_calls=tf.data.AUTOTUNE)
-         .unbatch())
-  n = ds.cardinality()
-  # unbatch forgets the length; Keras' fit opens a different number of iterators per
-  # epoch without it (so a different shuffle order: common/pipeline.py replay_order)
-  return out.apply(tf.data.experimental.assert_cardinality(n)) if n >= 0 else out
-
-
 def fit_codebook(tokens_layer, train_frames, seed):
   """Learns the codebook on the (normalised) training frames: the only frames it ever sees."""
   start = time.perf_counter()
@@ -388,13 +364,13 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
   with strategy.scope():
     model = build_model(flags_obj.variant, head, splits.spec.name, settings, train_waveforms,
                         seed=flags_obj.seed, hp=hp)
-    front_end, core = split_front_end(model)  # core trains on features computed once
+    front, core = front_end.split(model, FRONT_END)  # core trains on features computed once
     core.compile(optimizer=training.make_optimizer(settings["optimizer"],
                                                    settings["learning_rate"]),
                  loss=head.loss(), metrics=head.metrics(), **training.compile_options(core))
 
   def batches(split, training_mode):
-    return pipeline.make(features(front_end, split), batch_size=settings["batch_size"],
+    return pipeline.make(front_end.features(front, split), batch_size=settings["batch_size"],
                          training=training_mode, seed=flags_obj.seed, encode=head.encode)
 
   train_ds = batches(splits.train, True)

@@ -84,8 +84,12 @@ ABLATIONS = [
     {"name": "1 inter-op thread", "inter_op_threads": 1},
 ]
 # One knob changed from the suite default on other examples: what each of their speed-ups
-# is worth (the front-end cache of examples/speech_lstm.py, XLA from compile_options).
+# is worth (the front-end cache of common/front_end.py, XLA from compile_options).
 LEVERS = {
+    "text_classifier": [
+        {"name": "text_classifier: TextVectorization inside the trained model (no token "
+                 "cache, so no XLA)", "front_end_cache": False},
+    ],
     "speech_lstm": [
         {"name": "speech_lstm: front-end inside the trained model (no feature cache)",
          "front_end_cache": False},

@@ -8,8 +8,8 @@ A case is one example and variant with its data. It trains either
 * the suite's way (`suite`): the path `examples/*.py` take, built from the same
   common/ code: `strategy.get_strategy`, `training.set_seed`,
   `training.compile_options()`, `pipeline.make` and `training.fit` with its
-  checkpoints, backup, TensorBoard and CSV log (speech_lstm: its fixed front-end
-  run once in the pipeline, as the example trains).
+  checkpoints, backup, TensorBoard and CSV log (text and speech: their fixed
+  front-end run once in the pipeline, as the examples train: common/front_end.py).
 
 Both build the model with the example's own `build_model`, so the network and
 its FLOPs are the same. Knobs in the configuration change one thing at a time
@@ -173,9 +173,10 @@ def numpy_inputs(case, part):
 
 def train(case, config, epochs, seed=42):
   """Trains `case` as `config` says; returns the measured figures (see scripts/bench.py)."""
+  import importlib
   import keras
   import tensorflow as tf
-  from common import pipeline, training
+  from common import front_end, pipeline, training
   from common import strategy as strategy_lib
 
   reference = config["input"] == "numpy" and config.get("compile") == "keras"
@@ -194,11 +195,11 @@ def train(case, config, epochs, seed=42):
   with strategy.scope():
     model = case.build()
     fitted, to_features = model, lambda split: split  # noqa: E731
-    if case.example == "speech_lstm" and not reference and config.get("front_end_cache", True):
-      # as examples/speech_lstm.py trains
-      from examples import speech_lstm
-      front_end, fitted = speech_lstm.split_front_end(model)
-      to_features = lambda split: speech_lstm.features(front_end, split)  # noqa: E731
+    names = getattr(importlib.import_module(f"examples.{case.example}"), "FRONT_END", None)
+    if names and not reference and config.get("front_end_cache", True):
+      # as the example trains: its fixed front-end once per example in the pipeline
+      front, fitted = front_end.split(model, names)
+      to_features = lambda split: front_end.features(front, split)  # noqa: E731
     # a configuration that sets jit_compile gets the device defaults without the
     # per-model XLA choice (which would also turn op determinism off)
     options = {} if config.get("compile") == "keras" else training.compile_options(

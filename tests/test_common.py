@@ -111,3 +111,34 @@ def test_unwritable_output_dir_fails_before_training(tmp_path):
   blocker.write_text("x")
   with pytest.raises(UserError, match="cannot write to output dir"):
     training.check_writable(str(blocker / "sub"))
+
+
+def test_front_end_split_shares_layers_and_features_keep_order_and_length():
+  import keras
+  import tensorflow as tf
+  from common import front_end
+  texts = ["good film", "bad film", "good good plot", "bad plot twist", "fine"]
+  labels = np.array([1, 0, 1, 0, 1])
+  vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=4,
+                                             name="vectorize")
+  vectorize.adapt(texts)
+  model = keras.Sequential([keras.Input((), dtype="string"), vectorize,
+                            keras.layers.Embedding(20, 3), keras.layers.GlobalAveragePooling1D(),
+                            keras.layers.Dense(1, activation="sigmoid")], name="m")
+  front, core = front_end.split(model, ("vectorize",))
+  assert core.input_shape == (None, 4) and core.inputs[0].dtype == "int64"
+  assert [l.name for l in front.layers] == ["vectorize"]
+  ds = tf.data.Dataset.from_tensor_slices((texts, labels))
+  feats = front_end.features(front, ds, batch_size=2)
+  assert int(feats.cardinality()) == len(texts)  # known, as for the raw dataset
+  ids = np.stack([x for x, _ in feats.as_numpy_iterator()])
+  np.testing.assert_array_equal(ids, vectorize(tf.constant(texts)).numpy())
+  np.testing.assert_array_equal([y for _, y in feats.as_numpy_iterator()], labels)
+  before = model.predict(tf.constant(texts), verbose=0)
+  core.compile("adam", "binary_crossentropy")
+  core.fit(feats.batch(5), epochs=2, verbose=0)  # training the core trains the model
+  np.testing.assert_allclose(model.predict(tf.constant(texts), verbose=0),
+                             core.predict(ids, verbose=0), rtol=1e-6)
+  assert not np.allclose(model.predict(tf.constant(texts), verbose=0), before)
+  with pytest.raises(ValueError, match="does not start with"):
+    front_end.split(model, ("log_mel",))
