@@ -12,11 +12,13 @@ the same run:
   it: NumPy arrays into `model.fit`, the variant's batch size, Keras' compile
   defaults, no strategy, no callbacks;
 * suite default: the same model on the suite's default path (tf.data pipeline,
-  `training.compile_options()`, checkpoints, backup, TensorBoard, CSV log);
+  `training.compile_options(model)`, the fixed front-end cached in the pipeline
+  for text and speech, checkpoints, backup, TensorBoard, CSV log);
 * fast: the fastest configuration found that keeps the accuracy (a variant or
   batch/learning-rate flags, which change results: accuracy is shown beside it);
 * for the MNIST CNN, an ablation (one knob changed from the suite default) and
-  a scale study (10/50/100% of the training set, 2x/4x the batch).
+  a scale study (10/50/100% of the training set, 2x/4x the batch); for text,
+  speech and sequence, lever rows (their own speed-ups turned off one at a time).
 
 Figures per configuration, median with min and max over repetitions:
 steady-state training samples/s (median epoch after the first), the first
