@@ -60,7 +60,7 @@ FAST = {
                   "overrides": {"batch_size": 128, "learning_rate": 0.003}},
     "text_classifier": {"name": "fast: --batch_size=128 --learning_rate=0.004",
                         "overrides": {"batch_size": 128, "learning_rate": 0.004}},
-    "speech_lstm": {"name": "fast: --variant=conv_lstm", "variant": "conv_lstm"},
+    "speech_lstm": {"name": "fast: --variant=mel", "variant": "mel"},
     "sequence_lstm": {"name": "fast: --variant=adam --batch_size=128",
                       "variant": "adam", "overrides": {"batch_size": 128}},
     "cifar_cnn": {"name": "fast: --batch_size=128 (accuracy not measurable on random data)",
