@@ -3,9 +3,9 @@
 A run's output folder holds:
   backup/           resume state (Keras' BackupAndRestore layout): rerun the same command
   checkpoints/      best.keras (by validation loss, else loss) and last.keras
-(common/checkpoints.py writes backup and checkpoints while the next epoch trains.)
   tensorboard/      TensorBoard logs
   training_log.csv  one row per epoch, kept across resumes
+Backup and checkpoints are written while the next epoch trains (common/checkpoints.py).
 """
 import csv
 import math
@@ -39,10 +39,10 @@ def set_precision(policy):
 # Per-device settings for model.compile, chosen from `make bench` measurements
 # (results/bench/bench.json); none changes what a model learns, only how fast.
 # - jit_compile on CPU: XLA fuses a training step into a few compiled loops. That made
-#   the recurrent and embedding models 1.4-8x faster on a 2-core CPU (many small ops per
-#   step: an LSTM runs its cell once per time step) but the MNIST CNN 2.3x slower
-#   (oneDNN's convolutions beat XLA's), so models with a convolution layer keep it off.
-#   On a GPU Keras' "auto" decides.
+#   the recurrent and embedding models 1.4-4x faster on a 2-core CPU (many small ops per
+#   step: an LSTM runs its cell once per time step; the bench's lever rows) but the CNNs
+#   slower (MNIST: 0.70x in CPU time, the ablation; oneDNN's convolutions beat XLA's), so
+#   models with a convolution layer keep it off. On a GPU Keras' "auto" decides.
 # - steps_per_execution: one call into the TF runtime runs this many batches, so the
 #   per-batch Python and dispatch overhead is paid once per group (batch callbacks fire
 #   once per group too; epoch callbacks are unchanged).
