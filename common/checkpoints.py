@@ -120,8 +120,10 @@ class EpochCheckpoints(keras.callbacks.Callback):
       try:
         shadow = _Shadow(trained)
         self._shadows = (shadow, shadow if exported is trained else _Shadow(exported))
-      except ValueError as e:
-        print(f"checkpoints: written between epochs ({e})", file=sys.stderr)
+      except Exception as e:  # pylint: disable=broad-except  # e.g. a layer that does not reload
+        print(f"checkpoints: written between epochs instead of in the background "
+              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+              file=sys.stderr)
         self._pool.shutdown()
         self._pool = None
         return trained, exported

@@ -85,3 +85,21 @@ def test_export_model_is_what_the_keras_files_hold(tmp_path):
   last = keras.models.load_model(tmp_path / "checkpoints" / "last.keras", safe_mode=True)
   assert last.name == "tiny_full" and last.layers[0].name == "front_end"
   assert _same(last.get_weights(), trained.get_weights())
+
+
+def test_a_model_that_cannot_be_reloaded_is_saved_between_epochs(tmp_path, monkeypatch, capsys):
+  """If the shadow copy cannot be made, checkpoints are still written (synchronously)."""
+  def fail(*args, **kwargs):
+    raise TypeError("Could not locate class 'MyLayer'")
+  monkeypatch.setattr(checkpoints.keras.models, "load_model", fail)
+  keras.utils.set_random_seed(0)
+  model, score = _model(), _Score()
+  saver = checkpoints.EpochCheckpoints(str(tmp_path), "score")
+  try:
+    model.fit(_data(), epochs=2, verbose=0, callbacks=[score, saver])
+  finally:
+    saver.close()
+  assert "written between epochs instead of in the background (TypeError" in capsys.readouterr().err
+  monkeypatch.undo()
+  last = keras.models.load_model(tmp_path / "checkpoints" / "last.keras", safe_mode=True)
+  assert _same(last.get_weights(), score.weights[-1])
