@@ -79,10 +79,11 @@ class _Shadow:
       model.save(path)
       self.model = keras.models.load_model(path, safe_mode=True,
                                            compile=getattr(model, "optimizer", None) is not None)
-    self.pairs = list(zip(_state(model), _state(self.model)))
-    if len(_state(model)) != len(_state(self.model)) or any(
-        a.shape != b.shape for a, b in self.pairs):
+    originals, copies = _state(model), _state(self.model)
+    if len(originals) != len(copies) or any(a.shape != b.shape
+                                            for a, b in zip(originals, copies)):
       raise ValueError(f"the reloaded {model.name} does not have the same variables")
+    self.pairs = list(zip(originals, copies))
 
   def copy_from_original(self):
     for original, copy in self.pairs:
@@ -95,9 +96,9 @@ class EpochCheckpoints(keras.callbacks.Callback):
 
   `export_model` (default: the trained model) is what the .keras files hold: a model
   that shares the trained model's layers, e.g. with a fixed front-end in front that the
-  input pipeline runs once instead of every epoch. `best` starts at `initial_best`
-  (infinity: a resumed run saves its first epoch as best again, as Keras' ModelCheckpoint
-  does). Call close() after training: it waits for the last files.
+  input pipeline runs once instead of every epoch. `best` starts at infinity: a resumed
+  run saves its first epoch as best again, as Keras' ModelCheckpoint does. Call close()
+  after training: it waits for the last files.
   """
 
   def __init__(self, output_dir, monitor, export_model=None, background=True):

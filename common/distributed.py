@@ -234,8 +234,10 @@ def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, pa
   chief = strategy_lib.is_chief()
   work_dir = output_dir if chief else tempfile.mkdtemp(prefix="worker_scratch_")
   os.makedirs(work_dir, exist_ok=True)
-  backup = checkpoints.Backup(os.path.join(work_dir, "backup"))
-  ckpt_dir = os.path.join(work_dir, "checkpoints")
+  monitor = "val_loss" if val_ds is not None else "loss"
+  # between epochs: every worker must be at the same step, so no background writes here
+  saver = checkpoints.EpochCheckpoints(work_dir, monitor, export_model, background=False)
+  backup = saver.backup
   csv_path = os.path.join(work_dir, "training_log.csv")
   with strategy.scope():
     if not model.optimizer.built:
@@ -257,17 +259,15 @@ def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, pa
     with _quiet_tf_info():
       pipeline.replay_order(train_dist, resumed_from, read=True)  # one pass per epoch
   val_dist = distribute(strategy, val_ds) if val_ds is not None else None
-  monitor = "val_loss" if val_ds is not None else "loss"
   accuracy_logged = _wants_accuracy(model)
   writers = {k: tf.summary.create_file_writer(os.path.join(work_dir, "tensorboard", k))
              for k in ("train", "validation")}
-  callbacks = list(extra_callbacks)
+  callbacks = [saver, *extra_callbacks]  # the backup and checkpoints first, as training.fit
   if early_stopping:
     callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
                                                    restore_best_weights=True))
   callback_list = keras.callbacks.CallbackList(callbacks, model=model)
   timer = training.EpochTimer()
-  best = math.inf
   model.stop_training = False
   callback_list.on_train_begin()
   for epoch in range(resumed_from, epochs):
@@ -289,14 +289,7 @@ def fit(model, train_ds, val_ds, *, epochs, output_dir, early_stopping=False, pa
           + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), file=sys.stderr)
     _append_csv(csv_path, epoch, logs)  # before the backup: a kill between them repeats a row
     if not all(math.isfinite(v) for v in logs.values()):
-      raise training.diverged(loss, ckpt_dir, backup.dir)
-    backup.save(model, epoch + 1)
-    os.makedirs(ckpt_dir, exist_ok=True)
-    exported = export_model or model
-    if logs[monitor] < best:
-      best = logs[monitor]
-      checkpoints.save_model(exported, os.path.join(ckpt_dir, "best.keras"))
-    checkpoints.save_model(exported, os.path.join(ckpt_dir, "last.keras"))
+      raise training.diverged(loss, saver.ckpt_dir, backup.dir)
     for kind, prefix in (("train", ""), ("validation", "val_")):
       with writers[kind].as_default():
         for name in ("loss", "accuracy"):

@@ -83,9 +83,11 @@ def training_flops(model, time_steps=None):
 class Case:
   """One example and variant on its data; `build()` returns a fresh, uncompiled model."""
 
-  def __init__(self, example, variant, splits, head, settings, build, time_steps=None):
+  def __init__(self, example, variant, splits, head, settings, build, time_steps=None,
+               front_end=None):
     self.example, self.variant, self.splits, self.head = example, variant, splits, head
     self.settings, self.build, self.time_steps = settings, build, time_steps
+    self.front_end = front_end  # the example's FRONT_END layer names, if it caches one
     self.target = TARGETS[example]
 
   def learning_rate(self):
@@ -139,7 +141,8 @@ def load_case(example, variant, *, train_size=None, test_size=None, seed=42, ove
     build = lambda: module.build_model(variant, head, "cifar10")  # noqa: E731
   else:
     raise ValueError(f"no bench case for {example!r}")
-  return Case(example, variant, splits, head, settings, build, time_steps)
+  return Case(example, variant, splits, head, settings, build, time_steps,
+              getattr(module, "FRONT_END", None))
 
 
 def synthetic_cifar(n_train, n_test, seed, validation_split):
@@ -173,7 +176,6 @@ def numpy_inputs(case, part):
 
 def train(case, config, epochs, seed=42):
   """Trains `case` as `config` says; returns the measured figures (see scripts/bench.py)."""
-  import importlib
   import keras
   import tensorflow as tf
   from common import front_end, pipeline, training
@@ -195,10 +197,9 @@ def train(case, config, epochs, seed=42):
   with strategy.scope():
     model = case.build()
     fitted, to_features = model, lambda split: split  # noqa: E731
-    names = getattr(importlib.import_module(f"examples.{case.example}"), "FRONT_END", None)
-    if names and not reference and config.get("front_end_cache", True):
+    if case.front_end and not reference and config.get("front_end_cache", True):
       # as the example trains: its fixed front-end once per example in the pipeline
-      front, fitted = front_end.split(model, names)
+      front, fitted = front_end.split(model, case.front_end)
       to_features = lambda split: front_end.features(front, split)  # noqa: E731
     # a configuration that sets jit_compile gets the device defaults without the
     # per-model XLA choice (which would also turn op determinism off)
