@@ -12,6 +12,7 @@ pipeline, export with the layer inside" recipe). It also lets XLA compile the
 core where the front-end has ops XLA cannot compile (strings).
 """
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -42,3 +43,15 @@ def features(front_end, ds, batch_size=256):
   # unbatch forgets the length; Keras' fit opens a different number of iterators per epoch
   # without it, so the shuffle order would differ (common/pipeline.py replay_order)
   return out.apply(tf.data.experimental.assert_cardinality(n)) if n >= 0 else out
+
+
+def precompute(front_end, ds, batch_size=256):
+  """`features(front_end, ds)` computed now and held in memory, as a dataset any number of
+  pipelines can read without running the front-end again (a search's trials share it)."""
+  xs, ys = [], []
+  for x, y in features(front_end, ds).batch(batch_size):
+    xs.append(x.numpy())
+    ys.append(y.numpy())
+  if not xs:
+    return features(front_end, ds)  # empty: nothing to hold
+  return tf.data.Dataset.from_tensor_slices((np.concatenate(xs), np.concatenate(ys)))

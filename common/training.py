@@ -38,11 +38,15 @@ def set_precision(policy):
 
 # Per-device settings for model.compile, chosen from `make bench` measurements
 # (results/bench/bench.json); none changes what a model learns, only how fast.
-# - jit_compile on CPU: XLA fuses a training step into a few compiled loops. That made
-#   the recurrent and embedding models 1.4-4x faster on a 2-core CPU (many small ops per
-#   step: an LSTM runs its cell once per time step; the bench's lever rows) but the CNNs
-#   slower (MNIST: 0.70x in CPU time, the ablation; oneDNN's convolutions beat XLA's), so
-#   models with a convolution layer keep it off. On a GPU Keras' "auto" decides.
+# - jit_compile on CPU: XLA fuses a training step into a few compiled loops, at a cost of
+#   seconds of compiling in the first epoch (and again for a last, smaller batch). It pays
+#   for recurrent models: an LSTM runs its cell once per time step, many small ops that XLA
+#   compiles into one loop (the bench's lever rows: sequence LSTM 4.1x, speech LSTM 1.7x in
+#   steady state). For the embedding-and-pooling text model it gained only 1.2x in steady
+#   state, less than its compile cost over a 10-epoch run or a 5-epoch tuning trial; the
+#   CNNs it made slower (MNIST: 0.70x in CPU time, the ablation; oneDNN's convolutions beat
+#   XLA's). So on CPU it is on for recurrent models without convolutions only. On a GPU
+#   Keras' "auto" decides.
 # - steps_per_execution: one call into the TF runtime runs this many batches, so the
 #   per-batch Python and dispatch overhead is paid once per group (batch callbacks fire
 #   once per group too; epoch callbacks are unchanged).
@@ -61,12 +65,13 @@ def device_kind():
 
 
 def xla_pays_on_cpu(model):
-  """True for a model XLA can compile (no string ops such as TextVectorization) and that
-  has no convolution layer (see DEVICE_DEFAULTS)."""
+  """True for a recurrent model XLA can compile (no string ops such as TextVectorization)
+  that has no convolution layer (see DEVICE_DEFAULTS)."""
   layers = model._flatten_layers()  # pylint: disable=protected-access
-  return all(getattr(layer, "supports_jit", True) and not isinstance(
+  compilable = all(getattr(layer, "supports_jit", True) and not isinstance(
       layer, keras.layers.Conv1D | keras.layers.Conv2D | keras.layers.Conv3D)
-             for layer in layers)
+                   for layer in layers)
+  return compilable and any(isinstance(layer, keras.layers.RNN) for layer in layers)
 
 
 def compile_options(model=None, kind=None):

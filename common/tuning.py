@@ -316,14 +316,21 @@ class HyperModel(kt.HyperModel):
   example's input pipeline. Optional: `optimizers`, optimizers to search
   besides the variant's own (default: none, the variant's is kept); `schedule(
   learning_rate, hp)`, what the optimizer gets for a trial's learning rate
-  (default: the rate itself), e.g. a decay over the trial's steps.
+  (default: the rate itself), e.g. a decay over the trial's steps; `front_end`,
+  the names of the model's fixed leading layers (common/front_end.py): trials
+  then train only the layers after them, and the search's data must be the
+  front-end's output, computed once for all trials (front_end.precompute).
+  Trials compile with the suite's speed settings (training.compile_options), as
+  a training run does.
   """
 
-  def __init__(self, build, head, settings, batches, optimizers=(), schedule=None):
+  def __init__(self, build, head, settings, batches, optimizers=(), schedule=None,
+               front_end=None):
     super().__init__()
     # (keras-tuner's HyperModel uses self._build itself: keep clear of that name)
     self.build_model, self.head, self.settings, self.batches = build, head, settings, batches
     self.optimizers, self.schedule = tuple(optimizers), schedule
+    self.front_end = tuple(front_end or ())
 
   def declare_hyperparameters(self, hp):
     # The batch size is chosen in fit, which the oracle would only learn of when the first
@@ -332,14 +339,16 @@ class HyperModel(kt.HyperModel):
     batch_size(hp, self.settings)
 
   def build(self, hp):
-    from common import training  # late: keeps this module light for --help
+    from common import front_end, training  # late: keeps this module light for --help
     lr = learning_rate(hp, self.settings)
     name = optimizer(hp, self.settings, self.optimizers)
     model = self.build_model(hp)
+    if self.front_end:
+      _, model = front_end.split(model, self.front_end)
     if self.schedule is not None:
       lr = self.schedule(lr, hp)
-    model.compile(optimizer=training.make_optimizer(name, lr),
-                  loss=self.head.loss(), metrics=self.head.metrics())
+    model.compile(optimizer=training.make_optimizer(name, lr), loss=self.head.loss(),
+                  metrics=self.head.metrics(), **training.compile_options(model))
     return model
 
   def fit(self, hp, model, train, validation_data=None, **kwargs):

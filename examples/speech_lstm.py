@@ -259,15 +259,12 @@ def kmeans(points, k, seed, iterations=30, chunk=8192):
 # ## Model
 
 
-def build_model(variant, head, dataset, settings, train_waveforms=None, seed=0, hp=None,
-                codebook=None):
+def build_model(variant, head, dataset, settings, train_waveforms=None, seed=0, hp=None):
   """The variant's network, front-end included; the name records example, variant and dataset.
 
   With `train_waveforms` the front-end is fitted: frame normalisation (mean and
   variance of the training frames) and, for `document`, the k-means codebook.
-  Nothing else ever sees them, so no test clip shapes the tokens. `codebook`
-  (document): codes already learned from the same training frames, used
-  instead of running k-means again (the trials of a search share one).
+  Nothing else ever sees them, so no test clip shapes the tokens.
 
   `hp` (keras-tuner HyperParameters) is the search space of --mode=tune: LSTM
   units and, as the variant has them, embedding size or convolution filters
@@ -298,10 +295,7 @@ def build_model(variant, head, dataset, settings, train_waveforms=None, seed=0, 
        head.output_layer()],
       name=f"{EXAMPLE}_{variant}__{dataset}")
   if variant == "document" and train_waveforms is not None:
-    if codebook is not None:
-      tokens.set_codebook(codebook)
-    else:
-      fit_codebook(tokens, np.asarray(normalise(frames)).reshape(-1, MEL_BINS), seed)
+    fit_codebook(tokens, np.asarray(normalise(frames)).reshape(-1, MEL_BINS), seed)
   return model
 
 
@@ -408,21 +402,23 @@ def tune(flags_obj, datasets_override=None):
   settings = common_flags.resolve(flags_obj, VARIANTS)
   settings, output_dir, splits, head, train_waveforms = prepare(
       flags_obj, datasets_override, validation_split=settings["validation_split"] or 0.1)
-  codebook = None
-  if flags_obj.variant == "document":  # k-means once on the training frames, for every trial
-    tokens = build_model(flags_obj.variant, head, splits.spec.name, settings, train_waveforms,
-                         seed=flags_obj.seed).get_layer("codebook_tokens")
-    codebook = np.asarray(tokens.codebook)
+  # The front-end (normalisation and, for `document`, the k-means codebook) is fitted once on
+  # the training frames; the trials train on its output, computed once (common/front_end.py).
+  fitted = build_model(flags_obj.variant, head, splits.spec.name, settings, train_waveforms,
+                       seed=flags_obj.seed)
+  front, _ = front_end.split(fitted, FRONT_END)
+  train_features, val_features = (front_end.precompute(front, split) if split is not None
+                                  else None for split in (splits.train, splits.validation))
 
   def batches(ds, batch_size, training_mode):
     return pipeline.make(ds, batch_size=batch_size, training=training_mode,
                          seed=flags_obj.seed, encode=head.encode)
 
   hypermodel = tuning.HyperModel(
-      lambda hp: build_model(flags_obj.variant, head, splits.spec.name, settings,
-                             train_waveforms, seed=flags_obj.seed, hp=hp, codebook=codebook),
-      head, settings, batches)
-  stats = tuning.search(hypermodel, splits.train, splits.validation, flags_obj, output_dir)
+      # no hp touches the front-end, so a trial's model need not fit its own
+      lambda hp: build_model(flags_obj.variant, head, splits.spec.name, settings, hp=hp),
+      head, settings, batches, front_end=FRONT_END)
+  stats = tuning.search(hypermodel, train_features, val_features, flags_obj, output_dir)
   if stats.get("role") != "worker":  # a distributed search's worker reports its own trials
     print(f"best {stats['objective']} {stats['best_score']:.4f} after {stats['trials']} "
           f"trial(s); retrain it with --hparams={output_dir}/best_hparams.json")

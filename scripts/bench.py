@@ -90,7 +90,9 @@ ABLATIONS = [
 LEVERS = {
     "text_classifier": [
         {"name": "text_classifier: TextVectorization inside the trained model (no token "
-                 "cache, so no XLA)", "front_end_cache": False},
+                 "cache)", "front_end_cache": False},
+        {"name": "text_classifier: jit_compile=True (XLA), op determinism off",
+         "jit_compile": True, "determinism": False},
     ],
     "speech_lstm": [
         {"name": "speech_lstm: front-end inside the trained model (no feature cache)",

@@ -61,9 +61,14 @@ def test_examples_compile_with_the_device_defaults():
       assert re.search(r"\*\*training\.compile_options\((model|core)\)", f.read()), name
 
 
-def test_xla_on_cpu_only_for_models_without_convolutions_or_string_ops():
+def test_xla_on_cpu_only_for_recurrent_models_without_convolutions_or_string_ops():
   from tensorflow.python.framework import config as tf_config
   conv = mnist_cnn.build_model("document", ClassifierHead(tuple("0123456789")), "mnist")
+  pooled = keras.Sequential([keras.Input((4,), dtype="int32"), keras.layers.Embedding(10, 4),
+                             keras.layers.GlobalAveragePooling1D(),
+                             keras.layers.Dense(1, activation="sigmoid")])
+  conv_lstm = keras.Sequential([keras.Input((8, 3)), keras.layers.Conv1D(4, 3),
+                                keras.layers.LSTM(4), keras.layers.Dense(1)])
   lstm = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(10, 4),
                            keras.layers.LSTM(4), keras.layers.Dense(1, activation="sigmoid")])
   text = keras.Sequential([keras.Input((), dtype="string"),
@@ -74,6 +79,8 @@ def test_xla_on_cpu_only_for_models_without_convolutions_or_string_ops():
   training.set_seed(0)
   assert training.compile_options(conv)["jit_compile"] is False
   assert training.compile_options(text)["jit_compile"] is False  # XLA has no string ops
+  assert training.compile_options(pooled)["jit_compile"] is False  # compile cost > its gain
+  assert training.compile_options(conv_lstm)["jit_compile"] is False
   assert tf_config.is_op_determinism_enabled()
   assert training.compile_options(lstm)["jit_compile"] is True
   assert not tf_config.is_op_determinism_enabled()  # Keras allows XLA only without it

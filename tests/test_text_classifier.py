@@ -173,11 +173,17 @@ def test_predict_handles_empty_undecodable_and_huge_input(trained, fresh_flags, 
                                     f"--input_file={tmp_path}/missing.txt"))
 
 
-def test_tune_searches_and_scores_the_default(fresh_flags, tmp_path, tiny):
+def test_tune_searches_and_scores_the_default(fresh_flags, tmp_path, tiny, monkeypatch):
+  from common import front_end
+  vectorized = []  # the tokenising front-end runs once per split for the whole search
+  real_precompute = front_end.precompute
+  monkeypatch.setattr(front_end, "precompute",
+                      lambda front, ds: vectorized.append(front.name) or real_precompute(front, ds))
   stats = text_classifier.run(fresh_flags(
-      text_classifier, "--mode=tune", "--max_trials=1", "--tune_epochs=1",
+      text_classifier, "--mode=tune", "--max_trials=2", "--tune_epochs=1",
       f"--output_dir={tmp_path}", "--strategy=cpu"), datasets_override=tiny)
-  assert stats["trials"] == 1 and {"embedding_dim", "units"} <= set(stats["best_hparams"])
+  assert stats["trials"] == 2 and {"embedding_dim", "units"} <= set(stats["best_hparams"])
+  assert len(vectorized) == 2  # train and validation, not once per trial or epoch
 
 
 def test_command_line_train_then_predict(tmp_path):

@@ -165,3 +165,24 @@ def test_killed_tuning_worker_stops_the_search_and_a_rerun_resumes_it(tmp_path):
     rows = list(csv.DictReader(f))
   assert sorted(r["trial_id"] for r in rows) == ["0", "1"]  # the killed trial ran again
   assert all(r["status"] == "COMPLETED" for r in rows)
+
+
+def test_trials_train_the_layers_after_a_fixed_front_end_with_the_suite_compile_options():
+  import keras
+  from common import training, tuning
+  from common.heads import ClassifierHead
+
+  def build(hp):
+    return keras.Sequential([keras.Input((6,)), keras.layers.Rescaling(0.5, name="scale"),
+                             keras.layers.Reshape((3, 2)),
+                             keras.layers.LSTM(hp.Choice("units", [2, 4], default=4)),
+                             keras.layers.Dense(2, activation="softmax")])
+
+  head = ClassifierHead(("a", "b"))
+  settings = {"learning_rate": 0.01, "batch_size": 8, "optimizer": "adam"}
+  hypermodel = tuning.HyperModel(build, head, settings, batches=None, front_end=("scale",))
+  model = hypermodel.build(tuning.hyperparameters())
+  assert [layer.name for layer in model.layers][0] != "scale"  # only the core trains
+  expected = training.compile_options(model)
+  assert model.steps_per_execution == expected["steps_per_execution"]
+  assert bool(model.jit_compile) == bool(expected["jit_compile"])
