@@ -12,6 +12,7 @@ from absl import flags
 
 STRATEGIES = ("auto", "cpu", "gpu", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+JIT_CHOICES = ("auto", "on", "off")
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 DATA_SOURCES = ("auto", "tfds", "files", "bundled")
 DEFAULT_VALIDATION_SPLIT = 0.1  # for variants that do not set their own
@@ -76,6 +77,11 @@ def define_common_flags(fv, *, example, variants, datasets, variant_defaults,
                        "recorded in results.json (default: off, the same learning rate on any "
                        "number of devices).", flag_values=fv)
   flags.DEFINE_enum("precision", "float32", PRECISIONS, "Keras dtype policy.", flag_values=fv)
+  flags.DEFINE_enum("jit_compile", "auto", JIT_CHOICES,
+                    "XLA compilation of the training step. auto (default): the suite's measured "
+                    "choice, on CPU for recurrent models only and Keras' own 'auto' on GPU "
+                    "(README, Speed); on: always (pays on long runs: it costs seconds of "
+                    "compiling in the first epoch); off: never.", flag_values=fv)
   flags.DEFINE_boolean("early_stopping", False,
                        "Stop when validation loss has not improved for --patience epochs.",
                        flag_values=fv)
@@ -118,6 +124,7 @@ def resolve(flags_obj, variant_defaults, *, dry_run_sizes=(256, 128)):
     value = getattr(flags_obj, key)
     if value is not None:
       settings[key] = value
+  settings["jit_compile"] = flags_obj.jit_compile
   settings["train_size"] = flags_obj.train_size
   settings["test_size"] = flags_obj.test_size
   if flags_obj.dry_run:

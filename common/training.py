@@ -74,9 +74,12 @@ def xla_pays_on_cpu(model):
   return compilable and any(isinstance(layer, keras.layers.RNN) for layer in layers)
 
 
-def compile_options(model=None, kind=None):
+def compile_options(model=None, kind=None, jit="auto"):
   """Keyword arguments for model.compile: the fastest settings measured for this device
   and, given `model`, for its kind of network.
+
+  `jit` (--jit_compile): "auto" makes the choice above; "on" and "off" force XLA on or off
+  (not under a tf.distribute strategy, which keeps it off).
 
   Call it inside the strategy's scope, just before compiling `model`. Under a tf.distribute
   strategy (mirrored, multi-worker) steps_per_execution stays 1 and XLA off: Keras 3.15's
@@ -90,11 +93,14 @@ def compile_options(model=None, kind=None):
   kind = kind or device_kind()
   options = dict(DEVICE_DEFAULTS[kind])
   distributed_scope = tf.distribute.has_strategy()
-  if kind == "cpu" and model is not None and not distributed_scope and xla_pays_on_cpu(model):
-    options["jit_compile"] = True
-    tf_config.disable_op_determinism()  # no public API; Keras reads the same switch
   if distributed_scope:
     options["steps_per_execution"] = 1
+  if jit == "off":
+    options["jit_compile"] = False
+  elif not distributed_scope and (jit == "on" or (
+      kind == "cpu" and model is not None and xla_pays_on_cpu(model))):
+    options["jit_compile"] = True
+    tf_config.disable_op_determinism()  # no public API; Keras reads the same switch
   return options
 
 
@@ -247,5 +253,8 @@ def train_and_test(model, head, train_ds, val_ds, test_ds, *, test_split, n_trai
   (export_model or model).save(os.path.join(output_dir, "model.keras"))
   from common.results import throughput  # results imports plotting: only when training ends
   timing = {"fit_s": round(fit_seconds, 2), "resumed_from_epoch": resumed_from,
-            **throughput(n_train, timer.seconds)}
+            **throughput(n_train, timer.seconds),
+            # what compile_options resolved to (--jit_compile=auto decides per model)
+            "jit_compile": bool(model.jit_compile),
+            "steps_per_execution": int(model.steps_per_execution)}
   return Outcome(history, test_metrics, labels(test_split), y_pred, confidence, timing)

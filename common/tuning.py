@@ -348,7 +348,8 @@ class HyperModel(kt.HyperModel):
     if self.schedule is not None:
       lr = self.schedule(lr, hp)
     model.compile(optimizer=training.make_optimizer(name, lr), loss=self.head.loss(),
-                  metrics=self.head.metrics(), **training.compile_options(model))
+                  metrics=self.head.metrics(),
+                  **training.compile_options(model, jit=self.settings.get("jit_compile", "auto")))
     return model
 
   def fit(self, hp, model, train, validation_data=None, **kwargs):

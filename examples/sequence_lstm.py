@@ -226,7 +226,8 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
     model = build_model(flags_obj.variant, head, splits.spec.name, hp)
     model.compile(optimizer=training.make_optimizer(settings["optimizer"],
                                                     settings["learning_rate"]),
-                  loss=head.loss(), metrics=head.metrics(), **training.compile_options(model))
+                  loss=head.loss(), metrics=head.metrics(),
+                  **training.compile_options(model, jit=settings["jit_compile"]))
 
   batches = functools.partial(pipeline.make, batch_size=settings["batch_size"],
                               seed=flags_obj.seed, encode=head.encode)

@@ -361,7 +361,8 @@ def train(flags_obj, datasets_override=None, strategy_override=None):
     front, core = front_end.split(model, FRONT_END)  # core trains on features computed once
     core.compile(optimizer=training.make_optimizer(settings["optimizer"],
                                                    settings["learning_rate"]),
-                 loss=head.loss(), metrics=head.metrics(), **training.compile_options(core))
+                 loss=head.loss(), metrics=head.metrics(),
+                 **training.compile_options(core, jit=settings["jit_compile"]))
 
   def batches(split, training_mode):
     return pipeline.make(front_end.features(front, split), batch_size=settings["batch_size"],

@@ -58,7 +58,8 @@ def test_examples_compile_with_the_device_defaults():
   assert model.jit_compile is False and model.steps_per_execution == 32
   for name in bench_cases.EXAMPLES:
     with open(f"{ROOT}/examples/{name}.py") as f:
-      assert re.search(r"\*\*training\.compile_options\((model|core)\)", f.read()), name
+      assert re.search(r"\*\*training\.compile_options\((model|core), "
+                       r"jit=settings\[\"jit_compile\"\]\)", f.read()), name
 
 
 def test_xla_on_cpu_only_for_recurrent_models_without_convolutions_or_string_ops():
@@ -86,6 +87,14 @@ def test_xla_on_cpu_only_for_recurrent_models_without_convolutions_or_string_ops
   assert not tf_config.is_op_determinism_enabled()  # Keras allows XLA only without it
   with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
     assert training.compile_options(lstm)["jit_compile"] is False
+    assert training.compile_options(lstm, jit="on")["jit_compile"] is False
+  # --jit_compile=on|off overrides the choice, on any device
+  training.set_seed(0)
+  assert training.compile_options(lstm, jit="off")["jit_compile"] is False
+  assert tf_config.is_op_determinism_enabled()
+  assert training.compile_options(pooled, jit="on")["jit_compile"] is True
+  assert not tf_config.is_op_determinism_enabled()
+  assert training.compile_options(pooled, kind="gpu", jit="off")["jit_compile"] is False
 
 
 def test_plan_covers_every_example_and_changes_one_knob_at_a_time():

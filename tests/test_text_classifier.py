@@ -62,6 +62,18 @@ def test_run_writes_results_with_majority_baseline(trained):
   for name in ("model.keras", "training_curves.png", "confusion_matrix.png", "training_log.csv"):
     assert (out / name).exists(), name
   assert stats["test"] == saved["test"]
+  # --jit_compile=auto: no XLA for the embedding-and-pooling model (README, Speed)
+  assert saved["settings"]["jit_compile"] == "auto"
+  assert saved["timing"]["jit_compile"] is False and saved["timing"]["steps_per_execution"] == 32
+
+
+def test_jit_compile_on_compiles_the_trained_layers_with_xla(fresh_flags, tmp_path, tiny):
+  stats = text_classifier.run(fresh_flags(
+      text_classifier, "--epochs=2", "--batch_size=8", "--jit_compile=on",
+      f"--output_dir={tmp_path}", "--strategy=cpu"), datasets_override=tiny)
+  assert stats["settings"]["jit_compile"] == "on" and stats["timing"]["jit_compile"] is True
+  model = keras.models.load_model(tmp_path / "model.keras", safe_mode=True)
+  assert model.predict(np.array(["a great crew"], dtype=object), verbose=0).shape == (1, 1)
 
 
 def test_vocabulary_is_adapted_on_the_training_split_only(trained):
