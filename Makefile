@@ -8,7 +8,7 @@ export FASHION_DIR ?= /usr/share/datasets/fashion-mnist
 .PHONY: help install test reproduce run-mnist run-text run-speech run-cifar run-sequence run-backprop \
 	results results-mnist results-text results-speech results-cifar results-sequence results-backprop \
 	results-table results-tuning results-distributed multiworker tune-mnist tune-text \
-	tune-distributed bench bench-table tensorboard clean
+	tune-distributed bench bench-table profile-mnist tensorboard clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ bench: install ## Training-speed benchmark vs the tutorial's way; writes results
 
 bench-table: install ## Rewrite the README's speed tables from the committed results/bench/bench.json
 	$(PY) scripts/bench.py --table --readme README.md README.zh-CN.md > /dev/null
+
+profile-mnist: install ## Where an MNIST CNN training step spends its time, by kind of op; writes results/bench/mnist_step_profile.json
+	$(PY) scripts/profile_step.py
 
 tensorboard: install ## Serve TensorBoard over runs/
 	$(VENV)/bin/tensorboard --logdir runs

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import keras
+import pytest
 import tensorflow as tf
 
 from common import strategy as strategy_lib
@@ -153,3 +154,17 @@ def test_readme_speed_tables_are_what_the_committed_bench_json_generates():
       readme = f.read()
     between = readme.split(bench.README_START, 1)[1].split(bench.README_END, 1)[0]
     assert between.strip() == tables.strip(), f"{name}: run `make bench-table`"
+
+
+def test_step_profile_sums_op_time_by_kind(tmp_path):
+  out = tmp_path / "profile.json"
+  proc = subprocess.run([sys.executable, f"{ROOT}/scripts/profile_step.py", "--train_size=96",
+                         f"--out={out}"], capture_output=True, text=True, timeout=300,
+                        env=OFFLINE_ENV)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  report = json.loads(out.read_text())
+  assert report["steps"] == 3 and report["batch_size"] == 32
+  shares = [row["share"] for row in report["by_kind"].values()]
+  assert sum(shares) == pytest.approx(1.0, abs=0.01)
+  assert {"conv backward", "conv forward", "optimizer update"} <= set(report["by_kind"])
+  assert report["conv2_forward_alone"]["mflop"] == 142.7  # 2*32*11*11*64*3*3*32 FLOPs
