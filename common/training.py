@@ -41,12 +41,13 @@ def set_precision(policy):
 # - jit_compile on CPU: XLA fuses a training step into a few compiled loops, at a cost of
 #   seconds of compiling in the first epoch (and again for a last, smaller batch). It pays
 #   for recurrent models: an LSTM runs its cell once per time step, many small ops that XLA
-#   compiles into one loop (the bench's lever rows: sequence LSTM 4.1x, speech LSTM 1.7x in
-#   steady state). For the embedding-and-pooling text model it gained only 1.2x in steady
-#   state, less than its compile cost over a 10-epoch run or a 5-epoch tuning trial; the
-#   CNNs it made slower (MNIST: 0.70x in CPU time, the ablation; oneDNN's convolutions beat
-#   XLA's). So on CPU it is on for recurrent models without convolutions only. On a GPU
-#   Keras' "auto" decides.
+#   compiles into one loop (the bench's lever rows: sequence LSTM 4.5x, speech LSTM 2.0x in
+#   steady state). The embedding-and-pooling text model trained 1.6x faster in steady state
+#   but its first epoch took 1.8 s longer, so it reached its target later (6.3 s against
+#   4.2 s) and a 5-epoch tuning trial took longer too. The CNNs it made slower (MNIST:
+#   0.70x in CPU time, the ablation; oneDNN's convolutions beat XLA's). So on CPU it is on
+#   for recurrent models without convolutions only (--jit_compile=on|off overrides it). On
+#   a GPU Keras' "auto" decides.
 # - steps_per_execution: one call into the TF runtime runs this many batches, so the
 #   per-batch Python and dispatch overhead is paid once per group (batch callbacks fire
 #   once per group too; epoch callbacks are unchanged).
