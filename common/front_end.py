@@ -33,12 +33,16 @@ def split(model, names):
   return front_end, core
 
 
+def _batches(front_end, ds, batch_size):
+  """(front_end(x), y) per batch of `ds`: vectorised ops are much cheaper on batches."""
+  return ds.batch(batch_size).map(lambda x, y: (front_end(x, training=False), y),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def features(front_end, ds, batch_size=256):
   """An unbatched (x, label) dataset as (front_end(x), label), in the same order and with
-  the same length; computed in batches (vectorised ops are much cheaper that way)."""
-  out = (ds.batch(batch_size)
-         .map(lambda x, y: (front_end(x, training=False), y), num_parallel_calls=tf.data.AUTOTUNE)
-         .unbatch())
+  the same length."""
+  out = _batches(front_end, ds, batch_size).unbatch()
   n = ds.cardinality()
   # unbatch forgets the length; Keras' fit opens a different number of iterators per epoch
   # without it, so the shuffle order would differ (common/pipeline.py replay_order)
@@ -49,7 +53,7 @@ def precompute(front_end, ds, batch_size=256):
   """`features(front_end, ds)` computed now and held in memory, as a dataset any number of
   pipelines can read without running the front-end again (a search's trials share it)."""
   xs, ys = [], []
-  for x, y in features(front_end, ds).batch(batch_size):
+  for x, y in _batches(front_end, ds, batch_size):
     xs.append(x.numpy())
     ys.append(y.numpy())
   if not xs:

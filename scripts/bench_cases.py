@@ -48,27 +48,30 @@ def forward_flops(model, time_steps=None):
   filter bank, codebook lookup) are not counted. `time_steps` gives the
   sequence length where the model's input leaves it open.
   """
-  total = 0
-  for layer in model.layers:
-    kind = type(layer).__name__
-    if kind == "Conv2D":
-      kh, kw = layer.kernel_size
-      cin = layer.input.shape[-1]
-      h, w, cout = layer.output.shape[1:]
-      total += 2 * kh * kw * cin * h * w * cout
-    elif kind == "Conv1D":
-      (k,) = layer.kernel_size
-      cin = layer.input.shape[-1]
-      length, cout = layer.output.shape[1:]
-      total += 2 * k * cin * (length or time_steps) * cout
-    elif kind == "Dense":
-      dims = [d or time_steps for d in layer.input.shape[1:]]
-      total += 2 * int(np.prod(dims)) * layer.units
-    elif kind == "LSTM":
-      steps = layer.input.shape[1] or time_steps
-      d, u = layer.input.shape[-1], layer.units
-      total += 2 * steps * 4 * u * (d + u)  # four gates, each [x, h] @ W per step
-  return total
+  return sum(layer_forward_flops(layer, time_steps) for layer in model.layers)
+
+
+def layer_forward_flops(layer, time_steps=None):
+  """One layer's share of forward_flops (0 for the kinds it does not count)."""
+  kind = type(layer).__name__
+  if kind == "Conv2D":
+    kh, kw = layer.kernel_size
+    cin = layer.input.shape[-1]
+    h, w, cout = layer.output.shape[1:]
+    return 2 * kh * kw * cin * h * w * cout
+  if kind == "Conv1D":
+    (k,) = layer.kernel_size
+    cin = layer.input.shape[-1]
+    length, cout = layer.output.shape[1:]
+    return 2 * k * cin * (length or time_steps) * cout
+  if kind == "Dense":
+    dims = [d or time_steps for d in layer.input.shape[1:]]
+    return 2 * int(np.prod(dims)) * layer.units
+  if kind == "LSTM":
+    steps = layer.input.shape[1] or time_steps
+    d, u = layer.input.shape[-1], layer.units
+    return 2 * steps * 4 * u * (d + u)  # four gates, each [x, h] @ W per step
+  return 0
 
 
 def training_flops(model, time_steps=None):

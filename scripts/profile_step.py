@@ -3,7 +3,7 @@
 Trains the document model the suite's way (tf.data, compile_options, batch 32) on the
 bundled digits, records one steady epoch with TensorFlow's profiler and sums the time of
 every op by kind (convolutions forward and backward, matmuls, pooling, the optimizer's
-updates, the rest). Then times the heaviest kernel, the second convolution, alone, and
+updates, the rest). Then times the heaviest convolution's forward kernel alone, and
 gives its GFLOP/s: how close the kernels themselves run to the machine's limit, and how
 much of a step is everything else. Writes results/bench/mnist_step_profile.json.
 
@@ -28,10 +28,14 @@ os.environ.setdefault("EXAMPLES_OFFLINE", "1")
 
 DEFAULT_OUT = os.path.join(ROOT, "results", "bench", "mnist_step_profile.json")
 # first match wins: an op's kind from its type (oneDNN's kernels are named _Mkl...)
-KINDS = (("conv backward", ("Conv2DBackprop",)), ("conv forward", ("Conv2D",)),
-         ("matmul", ("MatMul",)), ("pooling", ("MaxPool",)),
-         ("optimizer update", ("adam/",)), ("loss, softmax and metrics", ("Softmax", "compile_loss",
-                                                                          "ArgMax", "Equal")))
+KINDS = (
+    ("conv backward", ("Conv2DBackprop",)),
+    ("conv forward", ("Conv2D",)),
+    ("matmul", ("MatMul",)),
+    ("pooling", ("MaxPool",)),
+    ("optimizer update", ("adam/",)),
+    ("loss, softmax and metrics", ("Softmax", "compile_loss", "ArgMax", "Equal")),
+)
 
 
 def kind_of(name):
@@ -63,28 +67,31 @@ def op_times(logdir):
   return totals
 
 
-def conv_alone(batch, repeats=200):
-  """ms per call and GFLOP/s of the second convolution's forward kernel, alone."""
+def conv_alone(conv, batch, repeats=200):
+  """ms per call and GFLOP/s of `conv`'s (a built Conv2D layer's) forward kernel, alone."""
   import tensorflow as tf
-  x = tf.random.uniform((batch, 13, 13, 32))
-  k = tf.random.normal((3, 3, 32, 64))
+  from scripts import bench_cases
+  x = tf.random.uniform((batch, *conv.input.shape[1:]))
+  kernel = tf.random.normal(conv.kernel.shape)
 
   @tf.function
-  def loop(x, k):
+  def loop(x, kernel):
     acc = tf.constant(0.0)
     for i in tf.range(repeats):
-      acc += tf.nn.conv2d(x + tf.cast(i, tf.float32) * 1e-9, k, 1, "VALID")[0, 0, 0, 0]
+      y = tf.nn.conv2d(x + tf.cast(i, tf.float32) * 1e-9, kernel, conv.strides,
+                       conv.padding.upper())
+      acc += y[0, 0, 0, 0]
     return acc
 
-  loop(x, k)
+  loop(x, kernel)
   best = float("inf")
   for _ in range(7):  # the best of several: other work on a shared machine only slows it
     start = time.perf_counter()
-    loop(x, k).numpy()
+    loop(x, kernel).numpy()
     best = min(best, (time.perf_counter() - start) / repeats)
-  flops = 2 * batch * 11 * 11 * 64 * 3 * 3 * 32
-  return {"ms": round(best * 1e3, 3), "gflops_per_s": round(flops / best / 1e9, 1),
-          "mflop": round(flops / 1e6, 1)}
+  flops = batch * bench_cases.layer_forward_flops(conv)
+  return {"layer": conv.name, "ms": round(best * 1e3, 3),
+          "gflops_per_s": round(flops / best / 1e9, 1), "mflop": round(flops / 1e6, 1)}
 
 
 def main():
@@ -94,23 +101,25 @@ def main():
   parser.add_argument("--train_size", type=int, default=4000)
   args = parser.parse_args()
 
+  import keras
   import tensorflow as tf
-  from common import datasets, pipeline, training
-  from common.heads import ClassifierHead
+  from common import pipeline, training
   from common.results import versions
   from common.strategy import device_description
-  from examples import mnist_cnn
+  from scripts import bench_cases
 
-  batch = mnist_cnn.VARIANTS["document"]["batch_size"]
+  # the bench's MNIST case: the document model and settings on the bundled digits
+  case = bench_cases.load_case("mnist_cnn", "document", train_size=args.train_size,
+                               test_size=100)
+  batch, splits = case.settings["batch_size"], case.splits
   training.set_seed(42)
-  splits = datasets.load("mnist", source="bundled", seed=42, train_size=args.train_size,
-                         test_size=100, validation_split=0.0)
-  head = ClassifierHead(splits.spec.class_names)
-  model = mnist_cnn.build_model("document", head, "mnist")
-  model.compile(optimizer=training.make_optimizer("adam", 0.001), loss=head.loss(),
-                metrics=head.metrics(), **training.compile_options(model))
+  model = case.build()
+  model.compile(optimizer=training.make_optimizer(case.settings["optimizer"],
+                                                  case.learning_rate()),
+                loss=case.head.loss(), metrics=case.head.metrics(),
+                **training.compile_options(model))
   train_ds = pipeline.make(splits.train, batch_size=batch, training=True, seed=42,
-                           encode=head.encode)
+                           encode=case.head.encode)
   model.fit(train_ds, epochs=1, verbose=0)  # tracing and the cache: not measured
   epoch_s = []
   for _ in range(3):  # steady epochs without the profiler, which slows every op down
@@ -118,12 +127,11 @@ def main():
     model.fit(train_ds, epochs=1, verbose=0)
     epoch_s.append(time.perf_counter() - start)
   epoch_s = min(epoch_s)
-  logdir = tempfile.mkdtemp(prefix="profile_")
-  tf.profiler.experimental.start(logdir)
-  model.fit(train_ds, epochs=1, verbose=0)
-  tf.profiler.experimental.stop()
-
-  totals = op_times(logdir)
+  with tempfile.TemporaryDirectory(prefix="profile_") as logdir:
+    tf.profiler.experimental.start(logdir)
+    model.fit(train_ds, epochs=1, verbose=0)
+    tf.profiler.experimental.stop()
+    totals = op_times(logdir)
   steps = -(-splits.sizes["train"] // batch)
   by_kind = collections.defaultdict(float)
   for name, (ms, _) in totals.items():
@@ -131,7 +139,8 @@ def main():
   op_ms = sum(by_kind.values())
   kinds = {kind: {"ms_per_step": round(ms / steps, 3), "share": round(ms / op_ms, 3)}
            for kind, ms in sorted(by_kind.items(), key=lambda kv: -kv[1])}
-  alone = conv_alone(batch)
+  convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+  alone = conv_alone(max(convs, key=bench_cases.layer_forward_flops), batch)  # the heaviest
   report = {
       "command": "scripts/profile_step.py", "model": model.name, "batch_size": batch,
       "train_size": splits.sizes["train"], "steps": steps,
@@ -139,7 +148,7 @@ def main():
       # the profiled epoch's op times (the profiler itself makes each op slower)
       "op_ms_per_step": round(op_ms / steps, 3), "ops_per_step": round(
           sum(n for _, n in totals.values()) / steps),
-      "by_kind": kinds, "conv2_forward_alone": alone,
+      "by_kind": kinds, "heaviest_conv_forward_alone": alone,
       "device": device_description(), "cpu_count": os.cpu_count(), "versions": versions(),
       "load_average_1m": round(os.getloadavg()[0], 2),
   }
@@ -151,7 +160,7 @@ def main():
         f"{report['ops_per_step']} ops, by kind:")
   for kind, row in kinds.items():
     print(f"  {kind:52s} {row['ms_per_step']:6.2f} ms  {row['share']:6.1%}")
-  print(f"second convolution's forward kernel alone: {alone['ms']} ms for {alone['mflop']} "
+  print(f"{alone['layer']}'s forward kernel alone: {alone['ms']} ms for {alone['mflop']} "
         f"MFLOP = {alone['gflops_per_s']} GFLOP/s; wrote {args.out}")
 
 
